@@ -1,0 +1,393 @@
+// Package memprovider is the in-process lock provider: the default for
+// single-process applications and for tests.
+//
+// Keys are spread over a fixed number of shards, each a map guarded by its
+// own mutex. A waiter joins a FIFO queue on the key and blocks on a channel;
+// a release hands the lock straight to the head of the queue and closes its
+// channel, so waiting costs nothing and nobody can barge in front of a
+// waiter. A lapsed hold is noticed when the key is next touched, by a
+// waiter's timer set to the holder's expiry, or by the sweep that runs when a
+// shard's map has doubled since the last one, so memory tracks the number of
+// keys held at once, not the number of keys ever locked.
+//
+// Fences come from one counter per shard; a key always maps to the same
+// shard, so its fences strictly increase for the life of the Provider.
+package memprovider
+
+import (
+	"cmp"
+	"context"
+	"hash/maphash"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lockproof/lockproof/provider"
+)
+
+const (
+	shardCount = 64 // a power of two
+	minSweepAt = 64 // smallest map size that triggers a sweep
+)
+
+var _ provider.Provider = (*Provider)(nil)
+
+// Provider is an in-memory provider.Provider. The zero value is not usable;
+// call New. A Provider must not be copied after first use.
+type Provider struct {
+	base   time.Time // the origin of the monotonic clock read by now
+	seed   maphash.Seed
+	closed atomic.Bool
+	shards [shardCount]shard
+}
+
+type shard struct {
+	mu sync.Mutex
+	// locks, fence and sweepAt are guarded by mu.
+	locks   map[string]entry
+	fence   uint64 // last fence issued by this shard
+	sweepAt int    // sweep lapsed entries when len(locks) reaches this
+	_       [24]byte
+}
+
+// entry is one held key. While waiters queue on a key its entry is always
+// held: a release hands it to the head of the queue instead of freeing it.
+type entry struct {
+	token   string
+	fence   uint64
+	expires mono
+	queue   []*waiter // FIFO; nil when nobody waits
+}
+
+type waiter struct {
+	token string
+	ttl   time.Duration
+	ready chan struct{} // closed once held or err is set, under the shard's mu
+	held  entry         // the grant, when ready without err
+	err   error
+}
+
+// New returns an empty Provider.
+func New() *Provider {
+	p := &Provider{base: time.Now(), seed: maphash.MakeSeed()}
+	for i := range p.shards {
+		p.shards[i].locks = make(map[string]entry)
+		p.shards[i].sweepAt = minSweepAt
+	}
+	return p
+}
+
+// mono is a reading of the Provider's monotonic clock: nanoseconds since
+// base. One clock read costs half of time.Now, which reads two clocks.
+type mono int64
+
+func (p *Provider) now() mono { return mono(time.Since(p.base)) }
+
+// time converts a reading back to a time.Time (with a monotonic reading).
+func (p *Provider) time(m mono) time.Time { return p.base.Add(time.Duration(m)) }
+
+func (p *Provider) shard(key string) *shard {
+	return &p.shards[maphash.String(p.seed, key)&(shardCount-1)]
+}
+
+// TryAcquire implements provider.Provider.
+func (p *Provider) TryAcquire(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
+	if err := cmp.Or(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
+		return provider.Grant{}, err
+	}
+	s := p.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.closed.Load() {
+		return provider.Grant{}, provider.ErrClosed
+	}
+	now := p.now()
+	if _, held := s.settle(key, now); held {
+		return provider.Grant{}, provider.ErrNotAcquired
+	}
+	return p.grantOf(s.grant(key, token, ttl, now, nil)), nil
+}
+
+// Acquire implements provider.Provider. Waiters are served in FIFO order.
+func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
+	if err := cmp.Or(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
+		return provider.Grant{}, err
+	}
+	if ctx.Err() != nil {
+		return provider.Grant{}, provider.CtxError(ctx)
+	}
+	s := p.shard(key)
+	s.mu.Lock()
+	if p.closed.Load() {
+		s.mu.Unlock()
+		return provider.Grant{}, provider.ErrClosed
+	}
+	now := p.now()
+	e, held := s.settle(key, now)
+	if !held {
+		e := s.grant(key, token, ttl, now, nil)
+		s.mu.Unlock()
+		return p.grantOf(e), nil
+	}
+	w := &waiter{token: token, ttl: ttl, ready: make(chan struct{})}
+	e.queue = append(e.queue, w)
+	s.locks[key] = e
+	s.mu.Unlock()
+
+	// The timer catches a holder that lapses instead of releasing.
+	timer := time.NewTimer(time.Duration(e.expires - p.now()))
+	defer timer.Stop()
+	for {
+		select {
+		case <-w.ready:
+			return p.grantOf(w.held), w.err
+		case <-ctx.Done():
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			select {
+			case <-w.ready: // granted meanwhile: the caller has it
+				return p.grantOf(w.held), w.err
+			default:
+			}
+			s.dequeue(key, w)
+			return provider.Grant{}, provider.CtxError(ctx)
+		case <-timer.C:
+			s.mu.Lock()
+			e, held := s.settle(key, p.now())
+			s.mu.Unlock()
+			if held {
+				timer.Reset(time.Duration(e.expires - p.now()))
+			}
+		}
+	}
+}
+
+// Release implements provider.Provider. If waiters queue on key, the head
+// of the queue becomes the holder.
+func (p *Provider) Release(ctx context.Context, key, token string) error {
+	if err := cmp.Or(provider.CheckKey(key), provider.CheckToken(token)); err != nil {
+		return err
+	}
+	s := p.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.closed.Load() {
+		return provider.ErrClosed
+	}
+	now := p.now()
+	e, held := s.settle(key, now)
+	if !held || e.token != token {
+		return provider.ErrNotHeld
+	}
+	s.free(key, e, now)
+	return nil
+}
+
+// Extend implements provider.Provider.
+func (p *Provider) Extend(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
+	if err := cmp.Or(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
+		return provider.Grant{}, err
+	}
+	s := p.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.closed.Load() {
+		return provider.Grant{}, provider.ErrClosed
+	}
+	now := p.now()
+	e, held := s.settle(key, now)
+	if !held || e.token != token {
+		return provider.Grant{}, provider.ErrNotHeld
+	}
+	e.expires = now + mono(ttl)
+	s.locks[key] = e
+	return p.grantOf(e), nil
+}
+
+// State implements provider.Provider.
+func (p *Provider) State(ctx context.Context, key string) (provider.State, error) {
+	if err := provider.CheckKey(key); err != nil {
+		return provider.State{}, err
+	}
+	s := p.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.closed.Load() {
+		return provider.State{}, provider.ErrClosed
+	}
+	now := p.now()
+	e, held := s.settle(key, now)
+	if !held {
+		return provider.State{}, nil
+	}
+	return provider.State{Held: true, Token: e.token, Fence: e.fence, TTL: time.Duration(e.expires - now)}, nil
+}
+
+// ForceRelease implements provider.Provider.
+func (p *Provider) ForceRelease(ctx context.Context, key string) (bool, error) {
+	if err := provider.CheckKey(key); err != nil {
+		return false, err
+	}
+	s := p.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.closed.Load() {
+		return false, provider.ErrClosed
+	}
+	now := p.now()
+	e, held := s.settle(key, now)
+	if held {
+		s.free(key, e, now)
+	}
+	return held, nil
+}
+
+// Close drops every hold and fails every waiter with provider.ErrClosed.
+// Later calls return provider.ErrClosed. Close is idempotent.
+func (p *Provider) Close() error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	for i := range p.shards {
+		s := &p.shards[i]
+		s.mu.Lock()
+		for _, e := range s.locks {
+			for _, w := range e.queue {
+				w.err = provider.ErrClosed
+				close(w.ready)
+			}
+		}
+		clear(s.locks)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// Clear force-releases every key, as if ForceRelease were called on each:
+// queued waiters are granted in turn. It is meant for tests.
+func (p *Provider) Clear() {
+	now := p.now()
+	for i := range p.shards {
+		s := &p.shards[i]
+		s.mu.Lock()
+		for key := range s.locks {
+			if e, held := s.settle(key, now); held {
+				s.free(key, e, now)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// IsLocked reports whether key is held now. It is meant for tests.
+func (p *Provider) IsLocked(key string) bool {
+	_, ok := p.Holder(key)
+	return ok
+}
+
+// Holder returns the token holding key, if any. It is meant for tests.
+func (p *Provider) Holder(key string) (token string, ok bool) {
+	s := p.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, held := s.settle(key, p.now())
+	return e.token, held
+}
+
+// Len returns the number of keys held now. It is meant for tests.
+func (p *Provider) Len() int {
+	n := 0
+	now := p.now()
+	for i := range p.shards {
+		s := &p.shards[i]
+		s.mu.Lock()
+		for _, e := range s.locks {
+			if e.expires <= now && e.queue == nil {
+				continue
+			}
+			n++
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// settle applies a lapse to key's entry: a lapsed entry passes to the head
+// of its queue, or is deleted if nobody waits. It returns the entry and
+// whether it is held afterwards. s.mu must be held.
+func (s *shard) settle(key string, now mono) (entry, bool) {
+	e, ok := s.locks[key]
+	if !ok {
+		return entry{}, false
+	}
+	if now < e.expires {
+		return e, true
+	}
+	if e.queue == nil {
+		delete(s.locks, key)
+		return entry{}, false
+	}
+	return s.handoff(key, e.queue, now), true
+}
+
+// free ends the hold e on key: the head of the queue takes it over, or the
+// entry is deleted. s.mu must be held.
+func (s *shard) free(key string, e entry, now mono) {
+	if e.queue == nil {
+		delete(s.locks, key)
+		return
+	}
+	s.handoff(key, e.queue, now)
+}
+
+// handoff grants key to the head of queue (non-empty) and wakes it.
+func (s *shard) handoff(key string, queue []*waiter, now mono) entry {
+	w := queue[0]
+	queue = queue[1:]
+	if len(queue) == 0 {
+		queue = nil
+	}
+	w.held = s.grant(key, w.token, w.ttl, now, queue)
+	close(w.ready)
+	return w.held
+}
+
+// grant makes token the holder of key with a new fence. s.mu must be held.
+func (s *shard) grant(key, token string, ttl time.Duration, now mono, queue []*waiter) entry {
+	if _, exists := s.locks[key]; !exists && len(s.locks) >= s.sweepAt {
+		s.sweep(now)
+	}
+	s.fence++
+	e := entry{token: token, fence: s.fence, expires: now + mono(ttl), queue: queue}
+	s.locks[key] = e
+	return e
+}
+
+func (p *Provider) grantOf(e entry) provider.Grant {
+	return provider.Grant{Fence: e.fence, Expires: p.time(e.expires)}
+}
+
+// sweep settles every entry, deleting lapsed ones nobody waits for, and sets
+// the next sweep for when the map has doubled. The cost is linear in the
+// map's size and the map must double before the next sweep, so it adds O(1)
+// amortised per acquire. s.mu must be held.
+func (s *shard) sweep(now mono) {
+	for key := range s.locks {
+		s.settle(key, now)
+	}
+	s.sweepAt = max(2*len(s.locks), minSweepAt)
+}
+
+// dequeue removes w from key's queue. s.mu must be held.
+func (s *shard) dequeue(key string, w *waiter) {
+	e, ok := s.locks[key]
+	if !ok {
+		return
+	}
+	e.queue = slices.DeleteFunc(e.queue, func(x *waiter) bool { return x == w })
+	if len(e.queue) == 0 {
+		e.queue = nil
+	}
+	s.locks[key] = e
+}

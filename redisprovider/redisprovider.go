@@ -1,0 +1,391 @@
+// Package redisprovider is the distributed lock provider, on Redis through
+// go-redis v9's redis.UniversalClient: a single node, Sentinel or Cluster.
+// NewRedlock adds quorum mode over independent nodes.
+//
+// Acquire, release and extend are each one round trip: one EVALSHA of an
+// embedded Lua script (go-redis reloads a script that a restarted Redis or a
+// SCRIPT FLUSH forgot, transparently). A key K is stored as a hash
+// "<prefix>{K}" (token and fence) with the hold's TTL, beside a fence
+// counter "<prefix>{K}:fence" and, while somebody waits, a flag
+// "<prefix>{K}:waiting"; the shared hash tag keeps all three in one Cluster
+// slot.
+//
+// A waiter that finds the key held sets the flag, and the release that
+// finds the flag publishes the key on the provider's channel. Each Provider
+// keeps one subscription to that channel, multiplexed over the keys its
+// waiters wait for, and it is confirmed before any waiter first retries, so
+// a release between the try and the subscribe cannot be missed. A waiter
+// also retries when the holder's TTL runs out and, in case a message is
+// lost, at a jittered fallback interval.
+package redisprovider
+
+import (
+	"cmp"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockproof/lockproof/provider"
+)
+
+var (
+	//go:embed scripts/acquire.lua
+	acquireSrc string
+	//go:embed scripts/release.lua
+	releaseSrc string
+	//go:embed scripts/extend.lua
+	extendSrc string
+	//go:embed scripts/state.lua
+	stateSrc string
+	//go:embed scripts/raise.lua
+	raiseSrc string
+
+	acquireScript = redis.NewScript(acquireSrc)
+	releaseScript = redis.NewScript(releaseSrc)
+	extendScript  = redis.NewScript(extendSrc)
+	stateScript   = redis.NewScript(stateSrc)
+	raiseScript   = redis.NewScript(raiseSrc)
+)
+
+// Defaults used when Options leave a field zero.
+const (
+	DefaultPrefix       = "lockproof:"
+	DefaultPollInterval = time.Second
+)
+
+// Options configure a Provider. A nil *Options, and every zero field, means
+// the default.
+type Options struct {
+	// Prefix starts every Redis key and the wake-up channel of this
+	// provider; it must not contain '{' or '}'. Default DefaultPrefix.
+	Prefix string
+
+	// PollInterval is how often a waiter retries if no wake-up arrives (a
+	// lost message, a broken subscription). Each wait is jittered to
+	// between half and 1.5 times this. Default DefaultPollInterval.
+	PollInterval time.Duration
+}
+
+var _ provider.Provider = (*Provider)(nil)
+
+// Provider is a provider.Provider on one Redis deployment (one node,
+// Sentinel or Cluster). It does not own the client: close the client after
+// the Provider.
+type Provider struct {
+	c       redis.UniversalClient
+	prefix  string
+	channel string
+	poll    time.Duration
+	closed  atomic.Bool
+
+	mu sync.Mutex
+	// waiters is guarded by mu.
+	waiters map[string]map[chan struct{}]struct{} // key → wake-up channels
+
+	subMu sync.Mutex
+	// sub and subDone are guarded by subMu.
+	sub     *redis.PubSub // nil until the first wait
+	subDone chan struct{} // closed when the dispatcher returns
+}
+
+// New returns a Provider on c. It does not contact Redis; the first call
+// does. opts may be nil.
+func New(c redis.UniversalClient, opts *Options) (*Provider, error) {
+	if c == nil {
+		return nil, &provider.ArgError{Arg: "client", Reason: "must not be nil"}
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	switch {
+	case strings.ContainsAny(o.Prefix, "{}"):
+		return nil, &provider.ArgError{Arg: "Prefix", Reason: "must not contain '{' or '}'"}
+	case o.PollInterval < 0:
+		return nil, &provider.ArgError{Arg: "PollInterval", Reason: "must not be negative"}
+	}
+	prefix := cmp.Or(o.Prefix, DefaultPrefix)
+	return &Provider{
+		c:       c,
+		prefix:  prefix,
+		channel: prefix + "released",
+		poll:    cmp.Or(o.PollInterval, DefaultPollInterval),
+		waiters: make(map[string]map[chan struct{}]struct{}),
+	}, nil
+}
+
+// keys returns the lock hash, fence counter and waiting flag of key.
+func (p *Provider) keys(key string) (lock, fence, waiting string) {
+	lock = p.prefix + "{" + key + "}"
+	return lock, lock + ":fence", lock + ":waiting"
+}
+
+// storeError classifies an error from Redis: the caller's context ending is
+// reported as such (and as unavailable), anything else as unavailable.
+func storeError(err error) error {
+	if errors.Is(err, provider.ErrClosed) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", provider.ErrUnavailable, err)
+}
+
+// usable reports ErrClosed after Close, else the first argument error.
+func (p *Provider) usable(argErrs ...error) error {
+	if err := cmp.Or(argErrs...); err != nil {
+		return err
+	}
+	if p.closed.Load() {
+		return provider.ErrClosed
+	}
+	return nil
+}
+
+// ms converts a TTL to whole milliseconds, at least 1.
+func ms(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
+
+// try runs the acquire script once. It returns the grant, or
+// provider.ErrNotAcquired and the holder's remaining TTL.
+func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, time.Duration, error) {
+	lock, fence, waiting := p.keys(key)
+	start := time.Now()
+	res, err := acquireScript.Run(ctx, p.c, []string{lock, fence, waiting}, token, ms(ttl)).Int64Slice()
+	if err != nil {
+		if ctx.Err() != nil {
+			return provider.Grant{}, 0, provider.CtxError(ctx)
+		}
+		return provider.Grant{}, 0, storeError(err)
+	}
+	if len(res) != 2 {
+		return provider.Grant{}, 0, fmt.Errorf("%w: acquire script returned %v", provider.ErrUnavailable, res)
+	}
+	if res[0] == 0 { // res[1] is the holder's PTTL: -1 (none) is not ours, polling covers it
+		return provider.Grant{}, time.Duration(res[1]) * time.Millisecond, provider.ErrNotAcquired
+	}
+	return provider.Grant{Fence: uint64(res[1]), Expires: start.Add(ttl)}, 0, nil
+}
+
+// TryAcquire implements provider.Provider.
+func (p *Provider) TryAcquire(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
+	if err := p.usable(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
+		return provider.Grant{}, err
+	}
+	g, _, err := p.try(ctx, key, token, ttl)
+	return g, err
+}
+
+// Acquire implements provider.Provider. It retries when a release of key is
+// published, when the holder's TTL runs out, and at the fallback interval.
+func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
+	if err := p.usable(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
+		return provider.Grant{}, err
+	}
+	if ctx.Err() != nil {
+		return provider.Grant{}, provider.CtxError(ctx)
+	}
+	wake, stop := p.watch(ctx, key)
+	defer stop()
+	return waitLoop(ctx, wake, p.poll, func() (provider.Grant, time.Duration, error) {
+		return p.try(ctx, key, token, ttl)
+	})
+}
+
+// waitLoop calls try until it grants, fails otherwise than ErrNotAcquired,
+// or ctx ends. Between tries it waits for a wake-up, the holder's expiry or
+// a jittered poll, whichever comes first.
+func waitLoop(ctx context.Context, wake <-chan struct{}, poll time.Duration, try func() (provider.Grant, time.Duration, error)) (provider.Grant, error) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	for {
+		g, holderTTL, err := try()
+		switch {
+		case err == nil:
+			return g, nil
+		case ctx.Err() != nil:
+			return provider.Grant{}, provider.CtxError(ctx)
+		case !errors.Is(err, provider.ErrNotAcquired):
+			return provider.Grant{}, err
+		}
+		d := time.Duration(float64(poll) * (0.5 + rand.Float64()))
+		if holderTTL >= 0 && holderTTL < d {
+			d = max(holderTTL, time.Millisecond) // PTTL 0: lapsing right now
+		}
+		timer.Reset(d)
+		select {
+		case <-wake:
+		case <-timer.C:
+		case <-ctx.Done():
+			return provider.Grant{}, provider.CtxError(ctx)
+		}
+	}
+}
+
+// Release implements provider.Provider.
+func (p *Provider) Release(ctx context.Context, key, token string) error {
+	if err := p.usable(provider.CheckKey(key), provider.CheckToken(token)); err != nil {
+		return err
+	}
+	freed, err := p.release(ctx, key, token)
+	if err == nil && !freed {
+		err = provider.ErrNotHeld
+	}
+	return err
+}
+
+// release frees key if token holds it, or whoever holds it for token "".
+func (p *Provider) release(ctx context.Context, key, token string) (bool, error) {
+	lock, _, waiting := p.keys(key)
+	n, err := releaseScript.Run(ctx, p.c, []string{lock, waiting}, token, p.channel, key).Int64()
+	if err != nil {
+		return false, storeError(err)
+	}
+	return n == 1, nil
+}
+
+// Extend implements provider.Provider.
+func (p *Provider) Extend(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
+	if err := p.usable(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
+		return provider.Grant{}, err
+	}
+	lock, _, _ := p.keys(key)
+	start := time.Now()
+	fence, err := extendScript.Run(ctx, p.c, []string{lock}, token, ms(ttl)).Int64()
+	if err != nil {
+		return provider.Grant{}, storeError(err)
+	}
+	if fence == 0 {
+		return provider.Grant{}, provider.ErrNotHeld
+	}
+	return provider.Grant{Fence: uint64(fence), Expires: start.Add(ttl)}, nil
+}
+
+// State implements provider.Provider.
+func (p *Provider) State(ctx context.Context, key string) (provider.State, error) {
+	if err := p.usable(provider.CheckKey(key)); err != nil {
+		return provider.State{}, err
+	}
+	lock, _, _ := p.keys(key)
+	res, err := stateScript.Run(ctx, p.c, []string{lock}).Slice()
+	if err != nil {
+		return provider.State{}, storeError(err)
+	}
+	if len(res) == 0 {
+		return provider.State{}, nil
+	}
+	token, _ := res[0].(string)
+	fence, _ := res[1].(int64)
+	pttl, _ := res[2].(int64)
+	if token == "" || fence <= 0 {
+		return provider.State{}, fmt.Errorf("%w: state script returned %v", provider.ErrUnavailable, res)
+	}
+	return provider.State{Held: true, Token: token, Fence: uint64(fence), TTL: time.Duration(max(pttl, 0)) * time.Millisecond}, nil
+}
+
+// ForceRelease implements provider.Provider.
+func (p *Provider) ForceRelease(ctx context.Context, key string) (bool, error) {
+	if err := p.usable(provider.CheckKey(key)); err != nil {
+		return false, err
+	}
+	return p.release(ctx, key, "")
+}
+
+// raise lifts the fence counter of key to at least fence and records fence
+// as token's (Redlock).
+func (p *Provider) raise(ctx context.Context, key, token string, fence uint64) error {
+	lock, counter, _ := p.keys(key)
+	if err := raiseScript.Run(ctx, p.c, []string{lock, counter}, token, fence).Err(); err != nil {
+		return storeError(err)
+	}
+	return nil
+}
+
+// Close stops the wake-up subscription and fails later calls with
+// provider.ErrClosed. Waiters see ErrClosed at their next retry. Holds stay
+// in Redis until released by another Provider or until they expire. Close
+// is idempotent and does not close the client.
+func (p *Provider) Close() error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	p.subMu.Lock()
+	sub, done := p.sub, p.subDone
+	p.sub = nil
+	p.subMu.Unlock()
+	if sub == nil {
+		return nil
+	}
+	err := sub.Close()
+	<-done
+	return err
+}
+
+// watch registers interest in releases of key and makes sure the
+// subscription is live before returning, so the caller can try and then
+// wait without missing a release in between. If Redis cannot be subscribed
+// to, the waiter still works, by polling. stop unregisters.
+func (p *Provider) watch(ctx context.Context, key string) (wake <-chan struct{}, stop func()) {
+	ch := make(chan struct{}, 1)
+	p.mu.Lock()
+	set := p.waiters[key]
+	if set == nil {
+		set = make(map[chan struct{}]struct{})
+		p.waiters[key] = set
+	}
+	set[ch] = struct{}{}
+	p.mu.Unlock()
+	p.subscribe(ctx)
+	return ch, func() {
+		p.mu.Lock()
+		delete(p.waiters[key], ch)
+		if len(p.waiters[key]) == 0 {
+			delete(p.waiters, key)
+		}
+		p.mu.Unlock()
+	}
+}
+
+// subscribe starts the provider's one subscription if it is not running,
+// and waits, at most a poll interval, for Redis to confirm it.
+func (p *Provider) subscribe(ctx context.Context) {
+	p.subMu.Lock()
+	defer p.subMu.Unlock()
+	if p.sub != nil || p.closed.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.poll)
+	defer cancel()
+	sub := p.c.Subscribe(ctx, p.channel)
+	// go-redis keeps the context of the first receive for the life of the
+	// subscription (pings, reconnects), so it must not be one that ends.
+	if _, err := sub.ReceiveTimeout(context.Background(), p.poll); err != nil { // the confirmation
+		_ = sub.Close()
+		return // waiters poll; the next waiter tries again
+	}
+	p.sub, p.subDone = sub, make(chan struct{})
+	go p.dispatch(sub.Channel(), p.subDone)
+}
+
+// dispatch wakes the waiters of each released key until the subscription
+// is closed. go-redis reconnects a broken subscription by itself; releases
+// published meanwhile are caught by the waiters' fallback polling.
+func (p *Provider) dispatch(msgs <-chan *redis.Message, done chan struct{}) {
+	defer close(done)
+	for m := range msgs {
+		p.mu.Lock()
+		for ch := range p.waiters[m.Payload] {
+			select {
+			case ch <- struct{}{}:
+			default: // already woken
+			}
+		}
+		p.mu.Unlock()
+	}
+}

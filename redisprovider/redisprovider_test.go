@@ -1,0 +1,43 @@
+package redisprovider_test
+
+import (
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/lockproof/lockproof/internal/redistest"
+	"github.com/lockproof/lockproof/provider"
+	"github.com/lockproof/lockproof/provider/providertest"
+	"github.com/lockproof/lockproof/redisprovider"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// slowPoll makes fallback polling so rare that a conformance wait that ends
+// promptly was ended by a published wake-up or the holder's expiry.
+var slowPoll = &redisprovider.Options{PollInterval: time.Minute}
+
+func TestConformanceSingleNode(t *testing.T) {
+	c := redistest.Server(t).Client(t)
+	providertest.Run(t, func(t *testing.T) provider.Provider {
+		p, err := redisprovider.New(c, slowPoll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		return p
+	})
+}
+
+func TestConformanceCluster(t *testing.T) {
+	c := redistest.Cluster(t, 3).Client(t)
+	providertest.Run(t, func(t *testing.T) provider.Provider {
+		p, err := redisprovider.New(c, slowPoll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		return p
+	})
+}
