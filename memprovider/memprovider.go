@@ -45,16 +45,18 @@ type Provider struct {
 type shard struct {
 	mu sync.Mutex
 	// locks, fence and sweepAt are guarded by mu.
-	locks   map[string]entry
+	locks   map[string]*entry
 	fence   uint64 // last fence issued by this shard
-	sweepAt int    // sweep lapsed entries when len(locks) reaches this
+	sweepAt int    // sweep free and lapsed entries when len(locks) reaches this
 	_       [24]byte
 }
 
-// entry is one held key. While waiters queue on a key its entry is always
-// held: a release hands it to the head of the queue instead of freeing it.
+// entry is one key. A released key keeps its entry, free (token ""), so
+// that locking it again updates the entry in place; sweeps delete free
+// entries. While waiters queue on a key its entry is always held: a release
+// hands it to the head of the queue instead of freeing it.
 type entry struct {
-	token   string
+	token   string // "" when free
 	fence   uint64
 	expires mono
 	queue   []*waiter // FIFO; nil when nobody waits
@@ -64,7 +66,7 @@ type waiter struct {
 	token string
 	ttl   time.Duration
 	ready chan struct{} // closed once held or err is set, under the shard's mu
-	held  entry         // the grant, when ready without err
+	held  entry         // a copy of the grant, when ready without err
 	err   error
 }
 
@@ -72,7 +74,7 @@ type waiter struct {
 func New() *Provider {
 	p := &Provider{base: time.Now(), seed: maphash.MakeSeed()}
 	for i := range p.shards {
-		p.shards[i].locks = make(map[string]entry)
+		p.shards[i].locks = make(map[string]*entry)
 		p.shards[i].sweepAt = minSweepAt
 	}
 	return p
@@ -91,9 +93,18 @@ func (p *Provider) shard(key string) *shard {
 	return &p.shards[maphash.String(p.seed, key)&(shardCount-1)]
 }
 
+// checkArgs validates the arguments of a grant, with a fast path for the
+// common case of good input.
+func checkArgs(key, token string, ttl time.Duration) error {
+	if key != "" && token != "" && ttl > 0 {
+		return nil
+	}
+	return cmp.Or(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl))
+}
+
 // TryAcquire implements provider.Provider.
 func (p *Provider) TryAcquire(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
-	if err := cmp.Or(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
+	if err := checkArgs(key, token, ttl); err != nil {
 		return provider.Grant{}, err
 	}
 	s := p.shard(key)
@@ -103,15 +114,16 @@ func (p *Provider) TryAcquire(ctx context.Context, key, token string, ttl time.D
 		return provider.Grant{}, provider.ErrClosed
 	}
 	now := p.now()
-	if _, held := s.settle(key, now); held {
+	e, held := s.settle(key, now)
+	if held {
 		return provider.Grant{}, provider.ErrNotAcquired
 	}
-	return p.grantOf(s.grant(key, token, ttl, now, nil)), nil
+	return p.grantOf(s.take(key, e, token, ttl, now)), nil
 }
 
 // Acquire implements provider.Provider. Waiters are served in FIFO order.
 func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
-	if err := cmp.Or(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
+	if err := checkArgs(key, token, ttl); err != nil {
 		return provider.Grant{}, err
 	}
 	if ctx.Err() != nil {
@@ -126,39 +138,39 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 	now := p.now()
 	e, held := s.settle(key, now)
 	if !held {
-		e := s.grant(key, token, ttl, now, nil)
+		g := p.grantOf(s.take(key, e, token, ttl, now))
 		s.mu.Unlock()
-		return p.grantOf(e), nil
+		return g, nil
 	}
 	w := &waiter{token: token, ttl: ttl, ready: make(chan struct{})}
 	e.queue = append(e.queue, w)
-	s.locks[key] = e
+	expires := e.expires
 	s.mu.Unlock()
 
 	// The timer catches a holder that lapses instead of releasing.
-	timer := time.NewTimer(time.Duration(e.expires - p.now()))
+	timer := time.NewTimer(time.Duration(expires - now))
 	defer timer.Stop()
 	for {
 		select {
 		case <-w.ready:
-			return p.grantOf(w.held), w.err
+			return p.grantOf(&w.held), w.err
 		case <-ctx.Done():
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			select {
 			case <-w.ready: // granted meanwhile: the caller has it
-				return p.grantOf(w.held), w.err
+				return p.grantOf(&w.held), w.err
 			default:
 			}
 			s.dequeue(key, w)
 			return provider.Grant{}, provider.CtxError(ctx)
 		case <-timer.C:
 			s.mu.Lock()
-			e, held := s.settle(key, p.now())
-			s.mu.Unlock()
-			if held {
-				timer.Reset(time.Duration(e.expires - p.now()))
+			now := p.now()
+			if e, held := s.settle(key, now); held {
+				timer.Reset(time.Duration(e.expires - now))
 			}
+			s.mu.Unlock()
 		}
 	}
 }
@@ -180,13 +192,13 @@ func (p *Provider) Release(ctx context.Context, key, token string) error {
 	if !held || e.token != token {
 		return provider.ErrNotHeld
 	}
-	s.free(key, e, now)
+	s.free(e, now)
 	return nil
 }
 
 // Extend implements provider.Provider.
 func (p *Provider) Extend(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
-	if err := cmp.Or(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
+	if err := checkArgs(key, token, ttl); err != nil {
 		return provider.Grant{}, err
 	}
 	s := p.shard(key)
@@ -201,7 +213,6 @@ func (p *Provider) Extend(ctx context.Context, key, token string, ttl time.Durat
 		return provider.Grant{}, provider.ErrNotHeld
 	}
 	e.expires = now + mono(ttl)
-	s.locks[key] = e
 	return p.grantOf(e), nil
 }
 
@@ -238,7 +249,7 @@ func (p *Provider) ForceRelease(ctx context.Context, key string) (bool, error) {
 	now := p.now()
 	e, held := s.settle(key, now)
 	if held {
-		s.free(key, e, now)
+		s.free(e, now)
 	}
 	return held, nil
 }
@@ -273,7 +284,7 @@ func (p *Provider) Clear() {
 		s.mu.Lock()
 		for key := range s.locks {
 			if e, held := s.settle(key, now); held {
-				s.free(key, e, now)
+				s.free(e, now)
 			}
 		}
 		s.mu.Unlock()
@@ -291,8 +302,10 @@ func (p *Provider) Holder(key string) (token string, ok bool) {
 	s := p.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, held := s.settle(key, p.now())
-	return e.token, held
+	if e, held := s.settle(key, p.now()); held {
+		return e.token, true
+	}
+	return "", false
 }
 
 // Len returns the number of keys held now. It is meant for tests.
@@ -303,91 +316,96 @@ func (p *Provider) Len() int {
 		s := &p.shards[i]
 		s.mu.Lock()
 		for _, e := range s.locks {
-			if e.expires <= now && e.queue == nil {
-				continue
+			if e.token != "" && (now < e.expires || e.queue != nil) {
+				n++
 			}
-			n++
 		}
 		s.mu.Unlock()
 	}
 	return n
 }
 
-// settle applies a lapse to key's entry: a lapsed entry passes to the head
-// of its queue, or is deleted if nobody waits. It returns the entry and
-// whether it is held afterwards. s.mu must be held.
-func (s *shard) settle(key string, now mono) (entry, bool) {
-	e, ok := s.locks[key]
-	if !ok {
-		return entry{}, false
-	}
-	if now < e.expires {
+// settle applies a lapse to key's entry: a lapsed hold passes to the head
+// of its queue, or frees the entry if nobody waits. It returns the entry
+// (nil if the key has none) and whether it is held afterwards. s.mu must be
+// held.
+func (s *shard) settle(key string, now mono) (*entry, bool) {
+	e := s.locks[key]
+	switch {
+	case e == nil || e.token == "":
+		return e, false
+	case now < e.expires:
 		return e, true
+	case e.queue == nil:
+		e.token = ""
+		return e, false
 	}
-	if e.queue == nil {
-		delete(s.locks, key)
-		return entry{}, false
-	}
-	return s.handoff(key, e.queue, now), true
+	s.handoff(e, now)
+	return e, true
 }
 
-// free ends the hold e on key: the head of the queue takes it over, or the
-// entry is deleted. s.mu must be held.
-func (s *shard) free(key string, e entry, now mono) {
+// free ends the hold on e: the head of the queue takes it over, or the
+// entry is left free. s.mu must be held.
+func (s *shard) free(e *entry, now mono) {
 	if e.queue == nil {
-		delete(s.locks, key)
+		e.token = ""
 		return
 	}
-	s.handoff(key, e.queue, now)
+	s.handoff(e, now)
 }
 
-// handoff grants key to the head of queue (non-empty) and wakes it.
-func (s *shard) handoff(key string, queue []*waiter, now mono) entry {
-	w := queue[0]
-	queue = queue[1:]
-	if len(queue) == 0 {
-		queue = nil
+// handoff grants e to the head of its queue (non-empty) and wakes it.
+func (s *shard) handoff(e *entry, now mono) {
+	w := e.queue[0]
+	e.queue[0] = nil
+	e.queue = e.queue[1:]
+	if len(e.queue) == 0 {
+		e.queue = nil
 	}
-	w.held = s.grant(key, w.token, w.ttl, now, queue)
+	w.held = *s.take("", e, w.token, w.ttl, now)
 	close(w.ready)
-	return w.held
 }
 
-// grant makes token the holder of key with a new fence. s.mu must be held.
-func (s *shard) grant(key, token string, ttl time.Duration, now mono, queue []*waiter) entry {
-	if _, exists := s.locks[key]; !exists && len(s.locks) >= s.sweepAt {
-		s.sweep(now)
+// take makes token the holder of key with a new fence, in e if key has an
+// entry. s.mu must be held.
+func (s *shard) take(key string, e *entry, token string, ttl time.Duration, now mono) *entry {
+	if e == nil {
+		if len(s.locks) >= s.sweepAt {
+			s.sweep(now)
+		}
+		e = &entry{}
+		s.locks[key] = e
 	}
 	s.fence++
-	e := entry{token: token, fence: s.fence, expires: now + mono(ttl), queue: queue}
-	s.locks[key] = e
+	e.token, e.fence, e.expires = token, s.fence, now+mono(ttl)
 	return e
 }
 
-func (p *Provider) grantOf(e entry) provider.Grant {
+func (p *Provider) grantOf(e *entry) provider.Grant {
 	return provider.Grant{Fence: e.fence, Expires: p.time(e.expires)}
 }
 
-// sweep settles every entry, deleting lapsed ones nobody waits for, and sets
-// the next sweep for when the map has doubled. The cost is linear in the
-// map's size and the map must double before the next sweep, so it adds O(1)
-// amortised per acquire. s.mu must be held.
+// sweep settles every entry and deletes the free ones, then sets the next
+// sweep for when the map has doubled. The cost is linear in the map's size
+// and the map must double before the next sweep, so it adds O(1) amortised
+// per new key. s.mu must be held.
 func (s *shard) sweep(now mono) {
 	for key := range s.locks {
-		s.settle(key, now)
+		if _, held := s.settle(key, now); !held {
+			delete(s.locks, key)
+		}
 	}
 	s.sweepAt = max(2*len(s.locks), minSweepAt)
 }
 
 // dequeue removes w from key's queue. s.mu must be held.
 func (s *shard) dequeue(key string, w *waiter) {
-	e, ok := s.locks[key]
-	if !ok {
+	e := s.locks[key]
+	if e == nil {
 		return
 	}
 	e.queue = slices.DeleteFunc(e.queue, func(x *waiter) bool { return x == w })
 	if len(e.queue) == 0 {
 		e.queue = nil
 	}
-	s.locks[key] = e
 }

@@ -90,10 +90,13 @@ type Provider struct {
 	// waiters is guarded by mu.
 	waiters map[string]map[chan struct{}]struct{} // key → wake-up channels
 
+	subTimeout time.Duration // bounds each attempt to subscribe
+
 	subMu sync.Mutex
-	// sub and subDone are guarded by subMu.
-	sub     *redis.PubSub // nil until the first wait
-	subDone chan struct{} // closed when the dispatcher returns
+	// sub, subDone and subFailed are guarded by subMu.
+	sub       *redis.PubSub // nil until the first wait
+	subDone   chan struct{} // closed when the dispatcher returns
+	subFailed time.Time     // the last failed attempt; the next waits a poll interval
 }
 
 // New returns a Provider on c. It does not contact Redis; the first call
@@ -113,12 +116,14 @@ func New(c redis.UniversalClient, opts *Options) (*Provider, error) {
 		return nil, &provider.ArgError{Arg: "PollInterval", Reason: "must not be negative"}
 	}
 	prefix := cmp.Or(o.Prefix, DefaultPrefix)
+	poll := cmp.Or(o.PollInterval, DefaultPollInterval)
 	return &Provider{
-		c:       c,
-		prefix:  prefix,
-		channel: prefix + "released",
-		poll:    cmp.Or(o.PollInterval, DefaultPollInterval),
-		waiters: make(map[string]map[chan struct{}]struct{}),
+		c:          c,
+		prefix:     prefix,
+		channel:    prefix + "released",
+		poll:       poll,
+		subTimeout: min(poll, time.Second),
+		waiters:    make(map[string]map[chan struct{}]struct{}),
 	}, nil
 }
 
@@ -190,8 +195,8 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 	if ctx.Err() != nil {
 		return provider.Grant{}, provider.CtxError(ctx)
 	}
-	wake, stop := p.watch(ctx, key)
-	defer stop()
+	wake := make(chan struct{}, 1)
+	defer p.watch(ctx, key, wake)()
 	return waitLoop(ctx, wake, p.poll, func() (provider.Grant, time.Duration, error) {
 		return p.try(ctx, key, token, ttl)
 	})
@@ -327,12 +332,11 @@ func (p *Provider) Close() error {
 	return err
 }
 
-// watch registers interest in releases of key and makes sure the
-// subscription is live before returning, so the caller can try and then
-// wait without missing a release in between. If Redis cannot be subscribed
-// to, the waiter still works, by polling. stop unregisters.
-func (p *Provider) watch(ctx context.Context, key string) (wake <-chan struct{}, stop func()) {
-	ch := make(chan struct{}, 1)
+// watch registers ch (buffered) to be signalled on releases of key and
+// makes sure the subscription is live before returning, so the caller can
+// try and then wait without missing a release in between. If Redis cannot
+// be subscribed to, the waiter still works, by polling. stop unregisters.
+func (p *Provider) watch(ctx context.Context, key string, ch chan struct{}) (stop func()) {
 	p.mu.Lock()
 	set := p.waiters[key]
 	if set == nil {
@@ -342,7 +346,7 @@ func (p *Provider) watch(ctx context.Context, key string) (wake <-chan struct{},
 	set[ch] = struct{}{}
 	p.mu.Unlock()
 	p.subscribe(ctx)
-	return ch, func() {
+	return func() {
 		p.mu.Lock()
 		delete(p.waiters[key], ch)
 		if len(p.waiters[key]) == 0 {
@@ -353,21 +357,23 @@ func (p *Provider) watch(ctx context.Context, key string) (wake <-chan struct{},
 }
 
 // subscribe starts the provider's one subscription if it is not running,
-// and waits, at most a poll interval, for Redis to confirm it.
+// and waits, at most subTimeout, for Redis to confirm it. After a failure
+// it does not try again for a poll interval; waiters poll meanwhile.
 func (p *Provider) subscribe(ctx context.Context) {
 	p.subMu.Lock()
 	defer p.subMu.Unlock()
-	if p.sub != nil || p.closed.Load() {
+	if p.sub != nil || p.closed.Load() || time.Since(p.subFailed) < p.poll {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.poll)
+	ctx, cancel := context.WithTimeout(ctx, p.subTimeout)
 	defer cancel()
 	sub := p.c.Subscribe(ctx, p.channel)
 	// go-redis keeps the context of the first receive for the life of the
 	// subscription (pings, reconnects), so it must not be one that ends.
-	if _, err := sub.ReceiveTimeout(context.Background(), p.poll); err != nil { // the confirmation
+	if _, err := sub.ReceiveTimeout(context.Background(), p.subTimeout); err != nil { // the confirmation
 		_ = sub.Close()
-		return // waiters poll; the next waiter tries again
+		p.subFailed = time.Now()
+		return
 	}
 	p.sub, p.subDone = sub, make(chan struct{})
 	go p.dispatch(sub.Channel(), p.subDone)

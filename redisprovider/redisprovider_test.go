@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/lockproof/lockproof/internal/redistest"
@@ -34,6 +35,22 @@ func TestConformanceCluster(t *testing.T) {
 	c := redistest.Cluster(t, 3).Client(t)
 	providertest.Run(t, func(t *testing.T) provider.Provider {
 		p, err := redisprovider.New(c, slowPoll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		return p
+	})
+}
+
+func TestConformanceRedlock(t *testing.T) {
+	nodes := redistest.Servers(t, 3)
+	clients := make([]redis.UniversalClient, len(nodes))
+	for i, n := range nodes {
+		clients[i] = n.Client(t)
+	}
+	providertest.Run(t, func(t *testing.T) provider.Provider {
+		p, err := redisprovider.NewRedlock(clients, &redisprovider.RedlockOptions{Options: *slowPoll})
 		if err != nil {
 			t.Fatal(err)
 		}

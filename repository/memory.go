@@ -14,7 +14,8 @@ var _ Repository[persistent.Persistent] = (*Memory[persistent.Persistent])(nil)
 
 // Memory is an in-memory Repository. Entities are stored as JSON, so Find
 // returns a private copy and callers never share memory with the store or
-// with each other: T's exported fields are what is stored.
+// with each other: T's exported fields are what is stored. Create one with
+// NewMemory; the zero value is not usable.
 type Memory[T persistent.Persistent] struct {
 	mu sync.RWMutex
 	// records is guarded by mu.
@@ -52,7 +53,7 @@ func (m *Memory[T]) Find(ctx context.Context, id string) (T, error) {
 // Insert implements Repository.
 func (m *Memory[T]) Insert(ctx context.Context, e T) error {
 	if _, err := persistent.KeyOf(e); err != nil {
-		return fmt.Errorf("repository: insert: %w", err)
+		return fmt.Errorf("repository: insert: %w: %w", locked.ErrInvalid, err)
 	}
 	id := e.ID()
 	if err := ctx.Err(); err != nil {
@@ -71,36 +72,39 @@ func (m *Memory[T]) Insert(ctx context.Context, e T) error {
 	return nil
 }
 
-// Save implements Repository.
+// Save implements Repository. The proof is checked while the repository is
+// locked, so no read can fall between the check and the write: a holder
+// that loses its lease just after the check is linearised before the next
+// holder's read.
 func (m *Memory[T]) Save(ctx context.Context, l *locked.Locked[T]) error {
-	if err := l.Check(ctx); err != nil {
+	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("repository: save: %w", err)
 	}
 	e := l.Entity()
 	data, err := json.Marshal(e)
 	if err != nil {
-		return idError("save", e.ID(), err)
+		return fmt.Errorf("repository: save: %w", err)
 	}
-	return m.write(e.ID(), l.Fence(), data)
+	return m.write(ctx, "save", l, data)
 }
 
-// Delete implements Repository.
+// Delete implements Repository, with the checks of Save.
 func (m *Memory[T]) Delete(ctx context.Context, l *locked.Locked[T]) error {
-	if err := l.Check(ctx); err != nil {
+	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("repository: delete: %w", err)
 	}
-	return m.write(l.Entity().ID(), l.Fence(), nil)
+	return m.write(ctx, "delete", l, nil)
 }
 
-// write stores data (or deletes, for nil data) if fence is not older than
-// the record's: the compare and the write are one step under mu.
-func (m *Memory[T]) write(id string, fence uint64, data []byte) error {
-	op := "save"
-	if data == nil {
-		op = "delete"
-	}
+// write checks the proof and its fence against the record and stores data
+// (or deletes the record, for nil data), all under mu.
+func (m *Memory[T]) write(ctx context.Context, op string, l *locked.Locked[T], data []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := l.Check(ctx); err != nil {
+		return fmt.Errorf("repository: %s: %w", op, err)
+	}
+	id, fence := l.Entity().ID(), l.Fence()
 	rec, ok := m.records[id]
 	switch {
 	case !ok:
@@ -118,7 +122,7 @@ func (m *Memory[T]) write(id string, fence uint64, data []byte) error {
 // DeleteByID implements Repository.
 func (m *Memory[T]) DeleteByID(ctx context.Context, id string) error {
 	if id == "" {
-		return fmt.Errorf("repository: delete: %w: empty ID", persistent.ErrInvalid)
+		return fmt.Errorf("repository: delete: %w: %w: empty ID", locked.ErrInvalid, persistent.ErrInvalid)
 	}
 	if err := ctx.Err(); err != nil {
 		return idError("delete", id, err)

@@ -4,7 +4,8 @@
 // Each transfer locks both accounts with locked.LoadAll (sorted keys, so
 // two transfers in opposite directions cannot deadlock), reads them under
 // the lock, and saves both with the proofs. It runs on the embedded
-// in-memory provider; pass -redis ADDR once the Redis provider exists.
+// in-memory provider; -redis ADDR takes the locks from a Redis server
+// instead (the accounts stay in this process's memory).
 package main
 
 import (
@@ -18,8 +19,12 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/lockproof/lockproof/locked"
 	"github.com/lockproof/lockproof/memprovider"
+	"github.com/lockproof/lockproof/provider"
+	"github.com/lockproof/lockproof/redisprovider"
 	"github.com/lockproof/lockproof/repository"
 )
 
@@ -56,10 +61,22 @@ func main() {
 	accounts := flag.Int("accounts", 5, "number of accounts")
 	workers := flag.Int("workers", 8, "concurrent goroutines")
 	transfers := flag.Int("transfers", 500, "transfers per goroutine")
+	redisAddr := flag.String("redis", "", "take locks from the Redis server at this address instead of in memory")
 	flag.Parse()
 
 	ctx := context.Background()
-	svc, err := locked.New(memprovider.New(), nil)
+	var p provider.Provider = memprovider.New()
+	if *redisAddr != "" {
+		client := redis.NewClient(&redis.Options{Addr: *redisAddr})
+		defer client.Close()
+		rp, err := redisprovider.New(client, nil)
+		if err != nil {
+			log.Fatal(err)
+		}
+		p = rp
+	}
+	defer p.Close()
+	svc, err := locked.New(p, nil)
 	if err != nil {
 		log.Fatal(err)
 	}

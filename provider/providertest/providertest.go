@@ -89,7 +89,8 @@ const (
 //     Release on one key never overlap, all 800 rounds complete, and fences
 //     rise from one holder to the next.
 //   - TryAcquireHeld: TryAcquire of a held key returns ErrNotAcquired at once,
-//     for another token and for the holder's own token (no re-entrancy).
+//     for another token and for the holder's own token, and Acquire by the
+//     holder's own token waits (no re-entrancy).
 //   - ReleaseOwnerChecked: only the holder's token releases; a second release,
 //     a non-holder's release and a release or extend by a holder whose hold
 //     expired and was taken over return ErrNotHeld and change nothing.
@@ -434,6 +435,11 @@ func (s suite) testTryAcquireHeld(t *testing.T) {
 
 	_, err = p.TryAcquire(bounded(t, waitBound), key, a, longTTL)
 	wantErr(t, "TryAcquire by the holder's own token (locks are not re-entrant)", err, provider.ErrNotAcquired)
+
+	// Acquire by the holder's own token waits like anybody else's.
+	_, res := goAcquire(bounded(t, 2*settle), p, key, a, longTTL)
+	r := await(t, "Acquire by the holder's own token", res, wakeBound)
+	wantErr(t, "Acquire by the holder's own token (locks are not re-entrant)", r.err, provider.ErrNotAcquired, context.DeadlineExceeded)
 
 	wantHeld(t, p, key, a, ga.Fence)
 

@@ -64,7 +64,7 @@ type bugs struct {
 	localCheckOnly       bool // ForceReleasedProofRejected: checks the lease locally only
 	ignoreCtx            bool // CancelledContext: ignores the context
 	checkFirstNoFence    bool // PausedHolderAfterNewWrite: Check before encoding, no fence
-	checkFirst           bool // PausedHolderAfterNewLoad: Check before encoding (as Memory does)
+	checkFirst           bool // PausedHolderAfterNewLoad, PausedHolderAfterReinsert: Check before encoding (as Memory does)
 }
 
 var _ repository.Repository[*entity] = (*refRepo)(nil)
@@ -254,8 +254,8 @@ func TestRefRepo(t *testing.T) {
 	}, newService)
 }
 
-// mutants maps a mutant's name to its bug; the name of the bugs field is
-// the subtest that must catch it (see the comments on bugs).
+// mutants maps a mutant's name to the subtest that must catch it and to its
+// bugs.
 var mutants = map[string]struct {
 	subtest string
 	bugs    bugs
@@ -279,6 +279,7 @@ var mutants = map[string]struct {
 	"IgnoreCtx":            {"CancelledContext", bugs{ignoreCtx: true}},
 	"CheckFirstNoFence":    {"PausedHolderAfterNewWrite", bugs{checkFirstNoFence: true}},
 	"CheckFirst":           {"PausedHolderAfterNewLoad", bugs{checkFirst: true}},
+	"CheckFirstReinsert":   {"PausedHolderAfterReinsert", bugs{checkFirst: true}},
 }
 
 const mutantEnv = "REPOSITORYTEST_MUTANT"
@@ -339,6 +340,7 @@ func TestSuiteCatchesMutants(t *testing.T) {
 		"IdentityChanged", "SaveAfterDelete", "DeleteByIDIdempotent",
 		"BadInput", "ForceReleasedProofRejected", "CancelledContext",
 		"PausedHolderAfterNewWrite", "PausedHolderAfterNewLoad",
+		"PausedHolderAfterReinsert",
 	} {
 		if !covered[sub] {
 			t.Errorf("no mutant shows that subtest %s can fail", sub)

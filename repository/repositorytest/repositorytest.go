@@ -202,6 +202,11 @@ func Run(t *testing.T, newRepo func(t *testing.T) repository.Repository[*Entity]
 //     and before B saves. A's Save must fail with ErrNotHeld unless B read
 //     A's value: a write that lands between B's read and B's write is a
 //     lost update even though B's fence is newer.
+//   - PausedHolderAfterReinsert: the same, but B deletes the entity with
+//     its proof and closes, and the ID is then inserted anew, before A
+//     resumes. A's stale write must not land on the new entity: a
+//     repository that forgets an ID's last fence when it deletes the record
+//     fails this.
 func (h Harness) Run(t *testing.T) {
 	t.Helper()
 	if h.NewRepo == nil || h.NewService == nil {
@@ -244,8 +249,9 @@ func (h Harness) Run(t *testing.T) {
 		{"BadInput", s.testBadInput},
 		{"ForceReleasedProofRejected", s.testForceReleasedProofRejected},
 		{"CancelledContext", s.testCancelledContext},
-		{"PausedHolderAfterNewWrite", func(t *testing.T) { s.testPausedHolder(t, true) }},
-		{"PausedHolderAfterNewLoad", func(t *testing.T) { s.testPausedHolder(t, false) }},
+		{"PausedHolderAfterNewWrite", func(t *testing.T) { s.testPausedHolder(t, afterNewWrite) }},
+		{"PausedHolderAfterNewLoad", func(t *testing.T) { s.testPausedHolder(t, afterNewLoad) }},
+		{"PausedHolderAfterReinsert", func(t *testing.T) { s.testPausedHolder(t, afterReinsert) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, tc.fn)
@@ -631,51 +637,67 @@ func (s suite) testCancelledContext(t *testing.T) {
 	e := s.env(t)
 	cancelled, cancel := context.WithCancel(e.ctx)
 	cancel()
-	orig := e.insert(t, 1)
-
-	got, err := e.repo.Find(cancelled, orig.Key)
-	if err == nil || !errors.Is(err, context.Canceled) {
-		t.Errorf("Find with a cancelled context = %+v, %v; want an error matching context.Canceled", got, err)
+	wantCanceled := func(t *testing.T, call string, err error) {
+		t.Helper()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("%s with a cancelled context = %v, want an error matching context.Canceled", call, err)
+		}
 	}
-
-	fresh := &Entity{Key: newID(), N: 1}
-	err = e.repo.Insert(cancelled, fresh)
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("Insert with a cancelled context = %v, want an error matching context.Canceled", err)
-	}
-	e.wantMissing(t, fresh.Key, "after Insert with a cancelled context")
-
-	l := e.load(t, orig.Key)
-	l.Entity().N = 2
-	err = e.repo.Save(cancelled, l)
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("Save with a cancelled context = %v, want an error matching context.Canceled", err)
-	}
-	e.wantStored(t, orig, "after Save with a cancelled context")
-
-	err = e.repo.Delete(cancelled, l)
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("Delete with a cancelled context = %v, want an error matching context.Canceled", err)
-	}
-	e.wantStored(t, orig, "after Delete with a cancelled context")
-
-	err = e.repo.DeleteByID(cancelled, orig.Key)
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("DeleteByID with a cancelled context = %v, want an error matching context.Canceled", err)
-	}
-	e.wantStored(t, orig, "after DeleteByID with a cancelled context")
+	// Each call gets its own entity, so that one failure cannot hide another.
+	t.Run("Find", func(t *testing.T) {
+		orig := e.insert(t, 1)
+		got, err := e.repo.Find(cancelled, orig.Key)
+		if err == nil {
+			t.Fatalf("Find with a cancelled context = %+v, nil; want an error matching context.Canceled", got)
+		}
+		wantCanceled(t, "Find", err)
+	})
+	t.Run("Insert", func(t *testing.T) {
+		fresh := &Entity{Key: newID(), N: 1}
+		wantCanceled(t, "Insert", e.repo.Insert(cancelled, fresh))
+		e.wantMissing(t, fresh.Key, "after Insert with a cancelled context")
+	})
+	t.Run("Save", func(t *testing.T) {
+		orig := e.insert(t, 1)
+		l := e.load(t, orig.Key)
+		l.Entity().N = 2
+		wantCanceled(t, "Save", e.repo.Save(cancelled, l))
+		e.wantStored(t, orig, "after Save with a cancelled context")
+	})
+	t.Run("Delete", func(t *testing.T) {
+		orig := e.insert(t, 1)
+		l := e.load(t, orig.Key)
+		wantCanceled(t, "Delete", e.repo.Delete(cancelled, l))
+		e.wantStored(t, orig, "after Delete with a cancelled context")
+	})
+	t.Run("DeleteByID", func(t *testing.T) {
+		orig := e.insert(t, 1)
+		wantCanceled(t, "DeleteByID", e.repo.DeleteByID(cancelled, orig.Key))
+		e.wantStored(t, orig, "after DeleteByID with a cancelled context")
+	})
 }
 
+// pausedMode says how far holder B gets while holder A is paused.
+type pausedMode int
+
+const (
+	afterNewWrite pausedMode = iota // B loads, adds 10, saves and closes
+	afterNewLoad                    // B loads; A resumes before B adds 10 and saves
+	afterReinsert                   // B loads, deletes and closes; the ID is inserted anew
+)
+
 // testPausedHolder pauses holder A inside its Save, while the repository
-// encodes A's entity, takes A's lock away and lets holder B load, and (if
-// bSavesFirst) save, before A resumes. A adds 1 to N, B adds 10 to what it
-// read. Whatever the order the repository imposes, the outcome must be that
-// of some serial order of the successful writes.
-func (s suite) testPausedHolder(t *testing.T, bSavesFirst bool) {
+// encodes A's entity, takes A's lock away with ForceRelease (as an expiry
+// during a long pause would) and lets holder B run as far as mode says
+// before A resumes. A adds 1 to N. Whatever order the repository imposes,
+// the outcome must be that of some serial order of the writes that
+// succeeded, with A's write, if any, before B's read.
+func (s suite) testPausedHolder(t *testing.T, mode pausedMode) {
 	e := s.env(t)
 	orig := e.insert(t, 1)
 	a := e.load(t, orig.Key)
 	a.Entity().N++
+	aN := a.Entity().N
 
 	paused, resume := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -697,7 +719,6 @@ func (s suite) testPausedHolder(t *testing.T, bSavesFirst bool) {
 		t.Fatalf("Save with a valid proof did not return within %v", s.h.Timeout)
 	}
 
-	// A is paused: take its lock away, as an expiry during a long pause would.
 	if held, err := e.svc.ForceRelease(e.ctx, a.Key()); err != nil || !held {
 		t.Fatalf("ForceRelease(%q) while A was paused = %v, %v; want true, nil", a.Key(), held, err)
 	}
@@ -707,14 +728,10 @@ func (s suite) testPausedHolder(t *testing.T, bSavesFirst bool) {
 		err  error
 	}
 	loaded, proceed := make(chan struct{}), make(chan struct{})
+	var proceedOnce sync.Once
+	proceedB := func() { proceedOnce.Do(func() { close(proceed) }) }
+	t.Cleanup(proceedB)
 	bDone := make(chan bResult, 1)
-	t.Cleanup(func() {
-		select {
-		case <-proceed:
-		default:
-			close(proceed)
-		}
-	})
 	go func() {
 		b, err := locked.Load(e.ctx, e.svc, e.repo, orig.Key, locked.WithTimeout(s.h.Timeout))
 		close(loaded)
@@ -722,15 +739,19 @@ func (s suite) testPausedHolder(t *testing.T, bSavesFirst bool) {
 			bDone <- bResult{err: fmt.Errorf("B's locked.Load: %w", err)}
 			return
 		}
-		if b.Fence() <= a.Fence() {
-			err = fmt.Errorf("B's fence %d is not above A's %d", b.Fence(), a.Fence())
-		}
 		read := b.Entity().N
-		b.Entity().N += 10
-		if !bSavesFirst {
-			<-proceed
-		}
-		if err == nil {
+		switch {
+		case b.Fence() <= a.Fence():
+			err = fmt.Errorf("B's fence %d is not above A's %d", b.Fence(), a.Fence())
+		case mode == afterReinsert:
+			if err = e.repo.Delete(e.ctx, b); err != nil {
+				err = fmt.Errorf("B's Delete: %w", err)
+			}
+		default:
+			if mode == afterNewLoad {
+				<-proceed
+			}
+			b.Entity().N += 10
 			if err = e.repo.Save(e.ctx, b); err != nil {
 				err = fmt.Errorf("B's Save: %w", err)
 			}
@@ -741,26 +762,39 @@ func (s suite) testPausedHolder(t *testing.T, bSavesFirst bool) {
 		bDone <- bResult{read: read, err: err}
 	}()
 
+	// The entity inserted anew after B's Delete, in afterReinsert mode.
+	reinserted := Entity{Key: orig.Key, N: 500, Tags: []string{"new"}}
+	reinsert := func() {
+		t.Helper()
+		if err := e.repo.Insert(e.ctx, &Entity{Key: reinserted.Key, N: reinserted.N, Tags: []string{"new"}}); err != nil {
+			t.Fatalf("Insert after B's Delete = %v, want nil", err)
+		}
+	}
+
+	// Let B get as far as mode says while A is paused. If it cannot (the
+	// repository makes B wait for A's Save), resume A anyway: the
+	// assertions below hold for that order too.
 	var (
 		b         bResult
 		bFinished bool
+		inserted  bool
 	)
-	// Let B get as far as it should while A is paused. If it cannot (the
-	// repository makes B wait for A's Save), resume A anyway.
-	if bSavesFirst {
-		select {
-		case b = <-bDone:
-			bFinished = true
-		case <-time.After(blockedBound):
-			t.Logf("B did not finish within %v while A was paused inside Save; resuming A", blockedBound)
-		}
-	} else {
-		select {
-		case <-loaded:
-		case <-time.After(blockedBound):
-			t.Logf("B did not load within %v while A was paused inside Save; resuming A", blockedBound)
-		}
+	waitFor := loaded
+	if mode != afterNewLoad {
+		waitFor = nil
 	}
+	select {
+	case <-waitFor:
+	case b = <-bDone:
+		bFinished = true
+	case <-time.After(blockedBound):
+		t.Logf("B did not get far within %v while A was paused inside Save; resuming A", blockedBound)
+	}
+	if bFinished && b.err == nil && mode == afterReinsert {
+		reinsert()
+		inserted = true
+	}
+
 	resumeA()
 	var aErr error
 	select {
@@ -768,7 +802,7 @@ func (s suite) testPausedHolder(t *testing.T, bSavesFirst bool) {
 	case <-time.After(s.h.Timeout):
 		t.Fatalf("A's Save did not return within %v of resuming", s.h.Timeout)
 	}
-	close(proceed)
+	proceedB()
 	if !bFinished {
 		select {
 		case b = <-bDone:
@@ -779,19 +813,24 @@ func (s suite) testPausedHolder(t *testing.T, bSavesFirst bool) {
 	if b.err != nil {
 		t.Fatal(b.err)
 	}
+	if mode == afterReinsert && !inserted {
+		reinsert()
+	}
 
-	final := e.find(t, orig.Key).N
-	aN := orig.N + 1
 	switch {
 	case aErr == nil && b.read != aN:
-		t.Errorf("A's Save returned nil although A had lost its lock and B, which took the lock, read N=%d, not A's %d: "+
-			"A's write was lost or landed after B's read (final N=%d)", b.read, aN, final)
+		t.Errorf("A's Save returned nil after A had lost its lock, yet B, which took the lock after A, read N=%d, not A's %d: "+
+			"A's write landed after B's read", b.read, aN)
 	case aErr != nil && !errors.Is(aErr, locked.ErrNotHeld):
-		t.Errorf("A's Save after losing its lock = %v, want nil or an error matching locked.ErrNotHeld", aErr)
+		t.Errorf("A's Save after losing its lock = %v, want nil (only if B then read A's write) or an error matching locked.ErrNotHeld", aErr)
 	case aErr != nil && b.read != orig.N:
 		t.Errorf("A's Save failed (%v) but B read N=%d, want the original %d", aErr, b.read, orig.N)
 	}
-	if want := b.read + 10; final != want {
-		t.Errorf("final N = %d, want B's %d (B held the lock last; A's Save returned %v)", final, want, aErr)
+	got := *e.find(t, orig.Key)
+	switch {
+	case mode == afterReinsert && !equal(got, reinserted):
+		t.Errorf("after B deleted the entity and it was inserted anew, Find = %+v, want the new %+v (A's stale Save returned %v)", got, reinserted, aErr)
+	case mode != afterReinsert && got.N != b.read+10:
+		t.Errorf("final N = %d, want B's %d (B held the lock last; A's Save returned %v)", got.N, b.read+10, aErr)
 	}
 }
