@@ -92,8 +92,11 @@ type Finder[T persistent.Persistent] interface {
 	Find(ctx context.Context, id string) (T, error)
 }
 
-// Acquire locks e and returns the proof. e was read before the lock was
-// taken, so it may be stale: prefer Load, which reads under the lock.
+// Acquire locks e and returns the proof. It proves the lock, not that e
+// is current: e was read before the lock was taken, and saving a stale e
+// overwrites whatever was written since. To modify a stored entity use
+// Load, which reads under the lock; use Acquire for an entity you just
+// created or will overwrite whole.
 // Errors as for Service.Acquire, plus ErrInvalid for a nil entity or an
 // empty ID.
 func Acquire[T persistent.Persistent](ctx context.Context, s *Service, e T, opts ...Option) (*Locked[T], error) {

@@ -51,9 +51,10 @@ var (
 
 // Grant describes a successful acquire or extend.
 type Grant struct {
-	// Fence is the fencing token of this hold. It strictly increases with
-	// every acquire of the same key, across holders, expiries and restarts of
-	// the caller; Extend returns the hold's unchanged fence.
+	// Fence is the fencing token of this hold, always > 0. It strictly
+	// increases with every acquire of the same key, across holders and
+	// expiries, for the life of the store (for memprovider, of the Provider);
+	// Extend returns the hold's unchanged fence.
 	Fence uint64
 
 	// Expires is a conservative local deadline for the hold: measured from
@@ -77,8 +78,10 @@ type State struct {
 // Provider is a lock store. Implementations are safe for concurrent use.
 //
 // Keys and tokens must be non-empty; TTLs must be positive. Each method
-// validates its input and returns an error matching ErrInvalid, without
-// side effects, otherwise.
+// validates its input and returns an *ArgError (Arg "key", "token" or
+// "ttl") matching ErrInvalid, without side effects, otherwise. With a
+// context that has already ended, TryAcquire, and Acquire on a free key, may
+// either grant or refuse; what they report must match the store.
 type Provider interface {
 	// TryAcquire takes key for token for ttl if nobody holds it, and returns
 	// ErrNotAcquired at once if somebody (including token itself) does.
@@ -95,8 +98,9 @@ type Provider interface {
 	// ErrNotHeld and changes nothing.
 	Release(ctx context.Context, key, token string) error
 
-	// Extend sets the remaining time to live of token's hold to ttl. It
-	// returns ErrNotHeld if token does not hold key. The fence is unchanged.
+	// Extend sets the remaining time to live of token's hold to ttl, which
+	// may also shorten it. It returns ErrNotHeld if token does not hold key.
+	// The fence is unchanged.
 	Extend(ctx context.Context, key, token string, ttl time.Duration) (Grant, error)
 
 	// State reports who holds key now.
@@ -106,8 +110,11 @@ type Provider interface {
 	// whether the key was held.
 	ForceRelease(ctx context.Context, key string) (bool, error)
 
-	// Close stops the provider's background work. Holds already granted are
-	// left to expire in the store. Later calls return ErrClosed.
+	// Close stops the provider's background work and ends blocked Acquire
+	// calls with ErrClosed. Holds in a store that outlives the provider
+	// (Redis) are left to expire there; an in-process store goes with it.
+	// Later calls return ErrClosed; Close itself is idempotent and returns
+	// nil after the first call.
 	Close() error
 }
 

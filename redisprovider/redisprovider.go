@@ -198,6 +198,9 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 	wake := make(chan struct{}, 1)
 	defer p.watch(ctx, key, wake)()
 	return waitLoop(ctx, wake, p.poll, func() (provider.Grant, time.Duration, error) {
+		if p.closed.Load() {
+			return provider.Grant{}, 0, provider.ErrClosed
+		}
 		return p.try(ctx, key, token, ttl)
 	})
 }
@@ -312,14 +315,21 @@ func (p *Provider) raise(ctx context.Context, key, token string, fence uint64) e
 	return nil
 }
 
-// Close stops the wake-up subscription and fails later calls with
-// provider.ErrClosed. Waiters see ErrClosed at their next retry. Holds stay
+// Close stops the wake-up subscription, ends waiting Acquire calls and
+// fails later calls with provider.ErrClosed. Holds stay
 // in Redis until released by another Provider or until they expire. Close
 // is idempotent and does not close the client.
 func (p *Provider) Close() error {
 	if p.closed.Swap(true) {
 		return nil
 	}
+	p.mu.Lock()
+	for _, set := range p.waiters { // their next try sees ErrClosed
+		for ch := range set {
+			notify(ch)
+		}
+	}
+	p.mu.Unlock()
 	p.subMu.Lock()
 	sub, done := p.sub, p.subDone
 	p.sub = nil
@@ -387,11 +397,16 @@ func (p *Provider) dispatch(msgs <-chan *redis.Message, done chan struct{}) {
 	for m := range msgs {
 		p.mu.Lock()
 		for ch := range p.waiters[m.Payload] {
-			select {
-			case ch <- struct{}{}:
-			default: // already woken
-			}
+			notify(ch)
 		}
 		p.mu.Unlock()
+	}
+}
+
+// notify signals a waiter's buffered channel without blocking.
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default: // already signalled
 	}
 }

@@ -265,6 +265,9 @@ func (r *Redlock) Acquire(ctx context.Context, key, token string, ttl time.Durat
 		defer n.watch(ctx, key, wake)()
 	}
 	return waitLoop(ctx, wake, r.poll, func() (provider.Grant, time.Duration, error) {
+		if r.closed.Load() {
+			return provider.Grant{}, 0, provider.ErrClosed
+		}
 		return r.try(ctx, key, token, ttl)
 	})
 }
