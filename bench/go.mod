@@ -5,12 +5,16 @@ go 1.24.0
 replace github.com/lockproof/lockproof => ../
 
 require (
-	github.com/bsm/redislock v0.9.4 // indirect
+	github.com/bsm/redislock v0.9.4
+	github.com/go-redsync/redsync/v4 v4.15.0
+	github.com/lockproof/lockproof v0.0.0-00010101000000-000000000000
+	github.com/redis/go-redis/v9 v9.17.3
+)
+
+require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dgryski/go-rendezvous v0.0.0-20200823014737-9f7001d12a5f // indirect
-	github.com/go-redsync/redsync/v4 v4.15.0 // indirect
+	github.com/google/uuid v1.6.0 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect
 	github.com/hashicorp/go-multierror v1.1.1 // indirect
-	github.com/lockproof/lockproof v0.0.0-00010101000000-000000000000 // indirect
-	github.com/redis/go-redis/v9 v9.17.3 // indirect
 )

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -123,8 +124,40 @@ func (s *redisServer) stop() {
 
 // client returns a go-redis client for the server; every contender of a
 // run shares such clients, so all pay the same client overhead.
+// Each counts the commands it sends into sentCommands.
 func (s *redisServer) client() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: s.addr})
+	c := redis.NewClient(&redis.Options{Addr: s.addr})
+	c.AddHook(commandCounter{})
+	return c
+}
+
+// execTime returns how long the servers behind clients have spent
+// executing the named commands (INFO commandstats, usec). A script's time
+// includes the commands it calls, so name only the commands a client sends.
+func execTime(ctx context.Context, clients []*redis.Client, commands []string) (time.Duration, error) {
+	var total time.Duration
+	for _, c := range clients {
+		info, err := c.Info(ctx, "commandstats").Result()
+		if err != nil {
+			return 0, err
+		}
+		for _, line := range strings.Split(info, "\n") {
+			name, stats, ok := strings.Cut(strings.TrimSpace(strings.TrimPrefix(line, "cmdstat_")), ":")
+			if !ok || !slices.Contains(commands, name) {
+				continue
+			}
+			for _, kv := range strings.Split(stats, ",") {
+				if v, ok := strings.CutPrefix(kv, "usec="); ok {
+					us, err := strconv.ParseInt(v, 10, 64)
+					if err != nil {
+						return 0, fmt.Errorf("INFO commandstats %s: %w", name, err)
+					}
+					total += time.Duration(us) * time.Microsecond
+				}
+			}
+		}
+	}
+	return total, nil
 }
 
 func freePort() (int, error) {

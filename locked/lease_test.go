@@ -3,6 +3,7 @@ package locked_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -207,6 +208,41 @@ func TestLeaseExtendOutlivesTTL(t *testing.T) {
 	require.NoError(t, l.Context().Err(), "the extended lease must not lapse at its original TTL")
 	require.NoError(t, l.Check(t.Context()))
 	requireHeld(t, s, key)
+}
+
+func TestLeaseExtendShortens(t *testing.T) {
+	p := newProvider(t)
+	s := newService(t, p, nil)
+	key := uniqueKey(t, "k")
+	l := mustAcquire(t, s, key, locked.WithTTL(time.Hour))
+
+	require.NoError(t, l.Extend(t.Context(), 50*time.Millisecond))
+	waitDone(t, l.Context(), "lease extended to a shorter TTL")
+	require.ErrorIs(t, context.Cause(l.Context()), locked.ErrNotHeld)
+	requireFree(t, s, key)
+}
+
+func TestLeaseCloseConcurrent(t *testing.T) {
+	const leases, closers = 50, 4
+	p := newProvider(t)
+	s := newService(t, p, nil)
+	for i := range leases {
+		l := mustAcquire(t, s, uniqueKey(t, fmt.Sprint(i)))
+		start := make(chan struct{})
+		errs := make(chan error, closers)
+		for range closers {
+			go func() {
+				<-start
+				errs <- l.Close()
+			}()
+		}
+		close(start)
+		for range closers {
+			require.NoError(t, receive(t, errs, liveness, "concurrent Close"), "every Close returns nil")
+		}
+		requireFree(t, s, l.Key())
+	}
+	assert.Equal(t, 0, s.Held())
 }
 
 func TestLeaseExtendAfterForceRelease(t *testing.T) {
@@ -426,7 +462,9 @@ func TestRestoreStale(t *testing.T) {
 	p := newProvider(t)
 	s1 := newService(t, p, nil)
 	s2 := newService(t, p, nil)
-	held := mustAcquire(t, s1, uniqueKey(t, "held"))
+	first := mustAcquire(t, s1, uniqueKey(t, "held"))
+	require.NoError(t, first.Release(t.Context()))
+	held := mustAcquire(t, s1, uniqueKey(t, "held")) // fence 2 or more, so fence-1 is valid
 	released := mustAcquire(t, s1, uniqueKey(t, "released"))
 	require.NoError(t, released.Release(t.Context()))
 	lapsed := mustAcquire(t, s1, uniqueKey(t, "lapsed"), locked.WithTTL(50*time.Millisecond))

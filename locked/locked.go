@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 
@@ -162,7 +163,7 @@ func AcquireAll[T persistent.Persistent](ctx context.Context, s *Service, es []T
 // LoadAll is AcquireAll for IDs: it locks every entity (sorted, all or
 // nothing), then reads each from r. On any error it releases everything.
 func LoadAll[T persistent.Persistent](ctx context.Context, s *Service, r Finder[T], ids []string, opts ...Option) ([]*Locked[T], error) {
-	if r == nil {
+	if r == nil || isNilPointer(r) {
 		return nil, opError("load", "", invalid("finder", "must not be nil"))
 	}
 	keys := make([]string, len(ids))
@@ -182,7 +183,9 @@ func LoadAll[T persistent.Persistent](ctx context.Context, s *Service, r Finder[
 		e, err := r.Find(ctx, id)
 		if err == nil {
 			var key string
-			if key, err = persistent.KeyOf(e); err == nil && key != keys[i] {
+			if key, err = persistent.KeyOf(e); err != nil {
+				err = fmt.Errorf("%w: finder returned a bad entity for %q: %w", ErrInvalid, keys[i], err)
+			} else if key != keys[i] {
 				err = fmt.Errorf("%w: finder returned %q for %q", ErrInvalid, key, keys[i])
 			}
 		}
@@ -215,11 +218,11 @@ func acquireKeys(ctx context.Context, s *Service, keys []string, opts []Option) 
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.bad == nil { // a bad option is reported by the first acquire
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.timeout)
-		defer cancel()
+	if o.bad != nil {
+		return nil, opError("acquire", "", o.bad)
 	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
 	leases := make([]*Lease, len(keys))
 	for _, i := range order {
 		l, err := s.Acquire(ctx, keys[i], opts...)
@@ -236,4 +239,11 @@ func closeAll(leases []*Lease) {
 	for _, l := range leases {
 		_ = l.Close() // nil leases are fine; a lapsed one has nothing to free
 	}
+}
+
+// isNilPointer reports whether v is a typed nil pointer, which would panic
+// when its methods touch their receiver.
+func isNilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }

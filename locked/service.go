@@ -79,8 +79,14 @@ func cmpOr(d, def time.Duration) time.Duration {
 	return d
 }
 
-// Owner returns the owner ID in this Service's tokens.
-func (s *Service) Owner() string { return s.owner }
+// Owner returns the owner ID in this Service's tokens ("" for a nil
+// Service).
+func (s *Service) Owner() string {
+	if s == nil {
+		return ""
+	}
+	return s.owner
+}
 
 // Acquire takes key, waiting while another holder has it, for at most the
 // Service's Timeout (or WithTimeout) and while ctx lasts. The lease must be
@@ -146,21 +152,26 @@ func (s *Service) acquire(ctx context.Context, key string, wait bool, opts []Opt
 
 // Run holds key while fn runs. fn's context ends when ctx ends or the lease
 // is lost. Run returns fn's error, or the acquire error if fn did not run,
-// or the release error (ErrNotHeld if the lease lapsed while fn ran).
-func (s *Service) Run(ctx context.Context, key string, fn func(ctx context.Context) error, opts ...Option) error {
+// or the release error (ErrNotHeld if the lease lapsed while fn ran). The
+// lease is released even if fn panics.
+func (s *Service) Run(ctx context.Context, key string, fn func(ctx context.Context) error, opts ...Option) (err error) {
+	if fn == nil {
+		return opError("run", key, invalid("fn", "must not be nil"))
+	}
 	l, err := s.Acquire(ctx, key, opts...)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if rerr := l.Close(); err == nil {
+			err = rerr
+		}
+	}()
 	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	stop := context.AfterFunc(l.Context(), func() { cancel(context.Cause(l.Context())) })
-	ferr := fn(rctx)
-	stop()
-	cancel(nil)
-	if rerr := l.Close(); ferr == nil {
-		return rerr
-	}
-	return ferr
+	defer stop()
+	return fn(rctx)
 }
 
 // Status tells who holds a key, as seen by one Service.
@@ -236,6 +247,9 @@ func (s *Service) ForceRelease(ctx context.Context, key string) (bool, error) {
 // Held returns the number of leases this Service handed out that are not
 // yet released.
 func (s *Service) Held() int {
+	if s == nil {
+		return 0
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.leases)
@@ -244,7 +258,11 @@ func (s *Service) Held() int {
 // Close releases every lease this Service still has open, stops their
 // renewals and makes later acquires fail with ErrClosed. It does not close
 // the provider. Close is idempotent; it returns nil after the first call.
+// Closing a nil Service returns an error matching ErrInvalid.
 func (s *Service) Close() error {
+	if s == nil {
+		return invalid("service", "must not be nil")
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -3,7 +3,6 @@ package locked_test
 import (
 	"context"
 	"errors"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -119,16 +118,6 @@ func requireHeld(t *testing.T, s *locked.Service, key string) {
 	held, err := s.IsLocked(context.Background(), key)
 	require.NoError(t, err)
 	require.True(t, held, "key %q should be held", key)
-}
-
-// knownBug skips a test that demonstrates a reported, unfixed bug in
-// non-test code, so the suite stays green for everyone else. Set
-// LOCKPROOF_KNOWN_BUGS=1 to run it; delete the call once the bug is fixed.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("LOCKPROOF_KNOWN_BUGS") == "" {
-		t.Skipf("known bug (reported, not fixed): %s; set LOCKPROOF_KNOWN_BUGS=1 to run", what)
-	}
 }
 
 // eventLog records the events a Service reports. OnEvent runs on whichever
@@ -247,9 +236,14 @@ func TestServiceOptionsTimeout(t *testing.T) {
 	holder := newService(t, p, nil)
 	s := newService(t, p, &locked.Options{Timeout: 50 * time.Millisecond})
 	key := uniqueKey(t, "k")
-	mustAcquire(t, holder, key)
+	// The holder's lease lapses well before DefaultTimeout: a Service that
+	// waited DefaultTimeout instead of its own Timeout would get the key.
+	mustAcquire(t, holder, key, locked.WithTTL(3*time.Second))
 
-	_, err := s.Acquire(t.Context(), key) // no WithTimeout: the Service's applies
+	l, err := s.Acquire(t.Context(), key) // no WithTimeout: the Service's applies
+	if err == nil {
+		_ = l.Close()
+	}
 	require.ErrorIs(t, err, locked.ErrNotAcquired)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
@@ -294,6 +288,7 @@ func TestTryAcquireHeld(t *testing.T) {
 		l, err := s.TryAcquire(t.Context(), key)
 		require.Nil(t, l)
 		require.ErrorIs(t, err, locked.ErrNotAcquired)
+		require.NotErrorIs(t, err, context.DeadlineExceeded, "TryAcquire does not wait")
 		requireOpError(t, err, "acquire", key)
 	}
 	require.NoError(t, holder.Check(t.Context()), "a failed TryAcquire must not disturb the holder")
@@ -684,9 +679,17 @@ func TestHeldAndClose(t *testing.T) {
 	}
 
 	key := uniqueKey(t, "after")
-	_, err = s.Acquire(ctx, key)
+	_, err := s.Acquire(ctx, key)
 	require.ErrorIs(t, err, locked.ErrClosed)
 	requireOpError(t, err, "acquire", key)
+	// A closed Service does not wait for a held key: it fails at once.
+	other := newService(t, p, nil)
+	busy := mustAcquire(t, other, uniqueKey(t, "busy"), locked.WithTTL(time.Hour))
+	bounded, cancel := context.WithTimeout(ctx, liveness)
+	defer cancel()
+	_, err = s.Acquire(bounded, busy.Key(), locked.WithTimeout(time.Hour))
+	require.ErrorIs(t, err, locked.ErrClosed)
+	require.NotErrorIs(t, err, locked.ErrNotAcquired)
 	_, err = s.TryAcquire(ctx, key)
 	require.ErrorIs(t, err, locked.ErrClosed)
 	_, err = s.Restore(ctx, leases[0].Handle())
@@ -844,7 +847,6 @@ func TestRun(t *testing.T) {
 // TestRunReleasesOnPanic: a panicking fn must not leave the key locked (an
 // HTTP server, for one, recovers handler panics and carries on).
 func TestRunReleasesOnPanic(t *testing.T) {
-	knownBug(t, "Service.Run does not release the lease when fn panics")
 	p := newProvider(t)
 	s := newService(t, p, nil)
 	key := uniqueKey(t, "k")
@@ -859,7 +861,6 @@ func TestRunReleasesOnPanic(t *testing.T) {
 // TestRunNilFn: a nil fn is bad input (invariant 7): a clear error, no panic
 // and no lock left behind.
 func TestRunNilFn(t *testing.T) {
-	knownBug(t, "Service.Run(ctx, key, nil) acquires the key, then panics holding it")
 	p := newProvider(t)
 	s := newService(t, p, nil)
 	key := uniqueKey(t, "k")
@@ -872,7 +873,6 @@ func TestRunNilFn(t *testing.T) {
 // TestNilServiceMethods: every method of a nil *Service reports ErrInvalid
 // (or zero) rather than panicking (invariant 7: "nil Service").
 func TestNilServiceMethods(t *testing.T) {
-	knownBug(t, "(*Service)(nil).Close, Held and Owner panic")
 	var s *locked.Service
 	assert.NotPanics(t, func() { _ = s.Close() }, "Close")
 	assert.NotPanics(t, func() { _ = s.Held() }, "Held")

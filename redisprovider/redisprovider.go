@@ -4,19 +4,22 @@
 //
 // Acquire, release and extend are each one round trip: one EVALSHA of an
 // embedded Lua script (go-redis reloads a script that a restarted Redis or a
-// SCRIPT FLUSH forgot, transparently). A key K is stored as a hash
-// "<prefix>{K}" (token and fence) with the hold's TTL, beside a fence
-// counter "<prefix>{K}:fence" and, while somebody waits, a flag
-// "<prefix>{K}:waiting"; the shared hash tag keeps all three in one Cluster
-// slot.
+// SCRIPT FLUSH forgot, transparently). A key K is stored as
+// "<prefix>{K}" = "<fence> <token>" with the hold's TTL, beside a fence
+// counter "<prefix>{K}:fence" and, while somebody waits, a FIFO queue of
+// waiters "<prefix>{K}:queue" with their deadlines "<prefix>{K}:alive". The
+// shared hash tag keeps them all in one Cluster slot.
 //
-// A waiter that finds the key held sets the flag, and the release that
-// finds the flag publishes the key on the provider's channel. Each Provider
-// keeps one subscription to that channel, multiplexed over the keys its
-// waiters wait for, and it is confirmed before any waiter first retries, so
-// a release between the try and the subscribe cannot be missed. A waiter
-// also retries when the holder's TTL runs out and, in case a message is
-// lost, at a jittered fallback interval.
+// Waiting is fair: a waiter that finds the key held joins the queue, and
+// while anyone waits, only the head of the queue may take the key, so a
+// releaser asking again cannot barge in front. The release publishes the
+// key and the head's token on the provider's channel; each Provider keeps
+// one subscription to it, multiplexed over its waiters and confirmed before
+// any waiter first retries, so a release between the try and the subscribe
+// cannot be missed, and it wakes only the head. A waiter also retries when
+// the holder's TTL runs out and, in case a message is lost, at a jittered
+// fallback interval; each retry renews its place in the queue, and a waiter
+// that stops retrying for three poll intervals (a crashed process) loses it.
 package redisprovider
 
 import (
@@ -26,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,12 +51,15 @@ var (
 	stateSrc string
 	//go:embed scripts/raise.lua
 	raiseSrc string
+	//go:embed scripts/dequeue.lua
+	dequeueSrc string
 
 	acquireScript = redis.NewScript(acquireSrc)
 	releaseScript = redis.NewScript(releaseSrc)
 	extendScript  = redis.NewScript(extendSrc)
 	stateScript   = redis.NewScript(stateSrc)
 	raiseScript   = redis.NewScript(raiseSrc)
+	dequeueScript = redis.NewScript(dequeueSrc)
 )
 
 // Defaults used when Options leave a field zero.
@@ -88,7 +95,7 @@ type Provider struct {
 
 	mu sync.Mutex
 	// waiters is guarded by mu.
-	waiters map[string]map[chan struct{}]struct{} // key → wake-up channels
+	waiters map[string]map[chan struct{}]string // key → wake-up channel → token
 
 	subTimeout time.Duration // bounds each attempt to subscribe
 
@@ -123,14 +130,15 @@ func New(c redis.UniversalClient, opts *Options) (*Provider, error) {
 		channel:    prefix + "released",
 		poll:       poll,
 		subTimeout: min(poll, time.Second),
-		waiters:    make(map[string]map[chan struct{}]struct{}),
+		waiters:    make(map[string]map[chan struct{}]string),
 	}, nil
 }
 
-// keys returns the lock hash, fence counter and waiting flag of key.
-func (p *Provider) keys(key string) (lock, fence, waiting string) {
+// keys returns the Redis keys of key: the lock, its fence counter, its
+// waiter queue and the waiters' deadlines.
+func (p *Provider) keys(key string) (lock, fence, queue, alive string) {
 	lock = p.prefix + "{" + key + "}"
-	return lock, lock + ":fence", lock + ":waiting"
+	return lock, lock + ":fence", lock + ":queue", lock + ":alive"
 }
 
 // storeError classifies an error from Redis: the caller's context ending is
@@ -156,12 +164,27 @@ func (p *Provider) usable(argErrs ...error) error {
 // ms converts a TTL to whole milliseconds, at least 1.
 func ms(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
 
+// How a try treats the waiter queue.
+const (
+	tryOnce      = iota // take a free key unless a waiter is ahead; never queue
+	waitFair            // the same, and join the queue if refused
+	waitAnyOrder        // queue only to be woken; take a free key in any order (Redlock)
+)
+
 // try runs the acquire script once. It returns the grant, or
-// provider.ErrNotAcquired and the holder's remaining TTL.
-func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, time.Duration, error) {
-	lock, fence, waiting := p.keys(key)
+// provider.ErrNotAcquired and when to try again unwoken (the holder's
+// remaining TTL, or the head waiter's deadline).
+func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration, mode int) (provider.Grant, time.Duration, error) {
+	lock, fence, queue, alive := p.keys(key)
+	join, fair := 1, 1
+	switch mode {
+	case tryOnce:
+		join = 0
+	case waitAnyOrder:
+		fair = 0
+	}
 	start := time.Now()
-	res, err := acquireScript.Run(ctx, p.c, []string{lock, fence, waiting}, token, ms(ttl)).Int64Slice()
+	res, err := acquireScript.Run(ctx, p.c, []string{lock, fence, queue, alive}, token, ms(ttl), join, ms(3*p.poll), fair).Int64Slice()
 	if err != nil {
 		if ctx.Err() != nil {
 			return provider.Grant{}, 0, provider.CtxError(ctx)
@@ -182,7 +205,7 @@ func (p *Provider) TryAcquire(ctx context.Context, key, token string, ttl time.D
 	if err := p.usable(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
 		return provider.Grant{}, err
 	}
-	g, _, err := p.try(ctx, key, token, ttl)
+	g, _, err := p.try(ctx, key, token, ttl, tryOnce)
 	return g, err
 }
 
@@ -196,13 +219,26 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 		return provider.Grant{}, provider.CtxError(ctx)
 	}
 	wake := make(chan struct{}, 1)
-	defer p.watch(ctx, key, wake)()
-	return waitLoop(ctx, wake, p.poll, func() (provider.Grant, time.Duration, error) {
+	defer p.watch(ctx, key, token, wake)()
+	g, err := waitLoop(ctx, wake, p.poll, func() (provider.Grant, time.Duration, error) {
 		if p.closed.Load() {
 			return provider.Grant{}, 0, provider.ErrClosed
 		}
-		return p.try(ctx, key, token, ttl)
+		return p.try(ctx, key, token, ttl, waitFair)
 	})
+	if err != nil {
+		p.dequeue(ctx, key, token)
+	}
+	return g, err
+}
+
+// dequeue takes a waiter that gives up out of key's queue, whatever ctx
+// says, so the waiters behind it need not wait for its deadline.
+func (p *Provider) dequeue(ctx context.Context, key, token string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.subTimeout)
+	defer cancel()
+	lock, _, queue, alive := p.keys(key)
+	_ = dequeueScript.Run(ctx, p.c, []string{lock, queue, alive}, token, p.channel, key).Err() // if it fails, the deadline drops it
 }
 
 // waitLoop calls try until it grants, fails otherwise than ErrNotAcquired,
@@ -250,8 +286,8 @@ func (p *Provider) Release(ctx context.Context, key, token string) error {
 
 // release frees key if token holds it, or whoever holds it for token "".
 func (p *Provider) release(ctx context.Context, key, token string) (bool, error) {
-	lock, _, waiting := p.keys(key)
-	n, err := releaseScript.Run(ctx, p.c, []string{lock, waiting}, token, p.channel, key).Int64()
+	lock, _, queue, _ := p.keys(key)
+	n, err := releaseScript.Run(ctx, p.c, []string{lock, queue}, token, p.channel, key).Int64()
 	if err != nil {
 		return false, storeError(err)
 	}
@@ -263,7 +299,7 @@ func (p *Provider) Extend(ctx context.Context, key, token string, ttl time.Durat
 	if err := p.usable(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
 		return provider.Grant{}, err
 	}
-	lock, _, _ := p.keys(key)
+	lock, _, _, _ := p.keys(key)
 	start := time.Now()
 	fence, err := extendScript.Run(ctx, p.c, []string{lock}, token, ms(ttl)).Int64()
 	if err != nil {
@@ -280,7 +316,7 @@ func (p *Provider) State(ctx context.Context, key string) (provider.State, error
 	if err := p.usable(provider.CheckKey(key)); err != nil {
 		return provider.State{}, err
 	}
-	lock, _, _ := p.keys(key)
+	lock, _, _, _ := p.keys(key)
 	res, err := stateScript.Run(ctx, p.c, []string{lock}).Slice()
 	if err != nil {
 		return provider.State{}, storeError(err)
@@ -308,7 +344,7 @@ func (p *Provider) ForceRelease(ctx context.Context, key string) (bool, error) {
 // raise lifts the fence counter of key to at least fence and records fence
 // as token's (Redlock).
 func (p *Provider) raise(ctx context.Context, key, token string, fence uint64) error {
-	lock, counter, _ := p.keys(key)
+	lock, counter, _, _ := p.keys(key)
 	if err := raiseScript.Run(ctx, p.c, []string{lock, counter}, token, fence).Err(); err != nil {
 		return storeError(err)
 	}
@@ -342,18 +378,19 @@ func (p *Provider) Close() error {
 	return err
 }
 
-// watch registers ch (buffered) to be signalled on releases of key and
-// makes sure the subscription is live before returning, so the caller can
-// try and then wait without missing a release in between. If Redis cannot
-// be subscribed to, the waiter still works, by polling. stop unregisters.
-func (p *Provider) watch(ctx context.Context, key string, ch chan struct{}) (stop func()) {
+// watch registers ch (buffered) to be signalled when key is released to
+// token (or to anyone, for token "") and makes sure the subscription is
+// live before returning, so the caller can try and then wait without
+// missing a release in between. If Redis cannot be subscribed to, the
+// waiter still works, by polling. stop unregisters.
+func (p *Provider) watch(ctx context.Context, key, token string, ch chan struct{}) (stop func()) {
 	p.mu.Lock()
 	set := p.waiters[key]
 	if set == nil {
-		set = make(map[chan struct{}]struct{})
+		set = make(map[chan struct{}]string)
 		p.waiters[key] = set
 	}
-	set[ch] = struct{}{}
+	set[ch] = token
 	p.mu.Unlock()
 	p.subscribe(ctx)
 	return func() {
@@ -389,18 +426,37 @@ func (p *Provider) subscribe(ctx context.Context) {
 	go p.dispatch(sub.Channel(), p.subDone)
 }
 
-// dispatch wakes the waiters of each released key until the subscription
+// dispatch wakes the waiter named by each message until the subscription
 // is closed. go-redis reconnects a broken subscription by itself; releases
 // published meanwhile are caught by the waiters' fallback polling.
 func (p *Provider) dispatch(msgs <-chan *redis.Message, done chan struct{}) {
 	defer close(done)
 	for m := range msgs {
+		head, key, ok := parseWake(m.Payload)
+		if !ok {
+			continue
+		}
 		p.mu.Lock()
-		for ch := range p.waiters[m.Payload] {
-			notify(ch)
+		for ch, token := range p.waiters[key] {
+			if token == "" || token == head {
+				notify(ch)
+			}
 		}
 		p.mu.Unlock()
 	}
+}
+
+// parseWake splits a wake-up "<len(head)>:<head><key>".
+func parseWake(msg string) (head, key string, ok bool) {
+	i := strings.IndexByte(msg, ':')
+	if i < 0 {
+		return "", "", false
+	}
+	n, err := strconv.Atoi(msg[:i])
+	if err != nil || n < 0 || i+1+n > len(msg) {
+		return "", "", false
+	}
+	return msg[i+1 : i+1+n], msg[i+1+n:], true
 }
 
 // notify signals a waiter's buffered channel without blocking.

@@ -55,6 +55,11 @@ var _ provider.Provider = (*Redlock)(nil)
 // Release, Extend and ForceRelease go to every node; Extend succeeds on a
 // majority within validity. State reports a holder only if a majority
 // agrees on it.
+//
+// Redlock waiters queue on each node only to be woken, not in order: fair
+// per-node queues could each put a different waiter first and let nobody
+// win a majority. A release wakes every waiter, so Redlock waiting is
+// prompt but not fair.
 type Redlock struct {
 	nodes       []*Provider
 	quorum      int
@@ -164,12 +169,13 @@ type tryResult struct {
 	err       error
 }
 
-// try asks every node once. It returns the grant, or ErrNotAcquired with
-// the soonest holder expiry seen, or ErrUnavailable.
-func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, time.Duration, error) {
+// try asks every node once (mode tryOnce or waitAnyOrder). It returns the
+// grant, or ErrNotAcquired with the soonest holder expiry seen, or
+// ErrUnavailable.
+func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration, mode int) (provider.Grant, time.Duration, error) {
 	start := time.Now()
 	res := fanOut(ctx, r.nodes, r.timeout(ttl), func(ctx context.Context, n *Provider) tryResult {
-		g, h, err := n.try(ctx, key, token, ttl)
+		g, h, err := n.try(ctx, key, token, ttl, mode)
 		return tryResult{g, h, err}
 	})
 	var (
@@ -247,7 +253,7 @@ func (r *Redlock) TryAcquire(ctx context.Context, key, token string, ttl time.Du
 	if err := r.usable(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
 		return provider.Grant{}, err
 	}
-	g, _, err := r.try(ctx, key, token, ttl)
+	g, _, err := r.try(ctx, key, token, ttl, tryOnce)
 	return g, err
 }
 
@@ -262,14 +268,21 @@ func (r *Redlock) Acquire(ctx context.Context, key, token string, ttl time.Durat
 	}
 	wake := make(chan struct{}, 1)
 	for _, n := range r.nodes {
-		defer n.watch(ctx, key, wake)()
+		defer n.watch(ctx, key, "", wake)()
 	}
-	return waitLoop(ctx, wake, r.poll, func() (provider.Grant, time.Duration, error) {
+	g, err := waitLoop(ctx, wake, r.poll, func() (provider.Grant, time.Duration, error) {
 		if r.closed.Load() {
 			return provider.Grant{}, 0, provider.ErrClosed
 		}
-		return r.try(ctx, key, token, ttl)
+		return r.try(ctx, key, token, ttl, waitAnyOrder)
 	})
+	if err != nil {
+		fanOut(ctx, r.nodes, r.nodeTimeout, func(ctx context.Context, n *Provider) struct{} {
+			n.dequeue(ctx, key, token)
+			return struct{}{}
+		})
+	}
+	return g, err
 }
 
 // Release implements provider.Provider. It frees token's hold on every

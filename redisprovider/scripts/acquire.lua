@@ -1,16 +1,62 @@
--- Take the lock if it is free, issuing the next fence.
--- KEYS[1] lock hash {t = token, f = fence}, KEYS[2] fence counter,
--- KEYS[3] contended flag. ARGV[1] token, ARGV[2] TTL in ms.
--- Returns {1, fence} when taken, {0, holder's PTTL in ms} when held.
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local pttl = redis.call('PTTL', KEYS[1])
-  -- Ask the holder's release to publish a wake-up. The flag outlives the
-  -- hold a little; a waiter still waiting after that retries at the expiry
-  -- it was told and sets it again.
-  redis.call('SET', KEYS[3], '1', 'PX', math.max(pttl, 0) + 5000)
-  return {0, pttl}
+-- Take the lock if it is free and no live waiter is ahead of the caller.
+-- KEYS[1] lock: "<fence> <token>" with the hold's TTL
+-- KEYS[2] fence counter (never expires)
+-- KEYS[3] waiter queue: a list of tokens, oldest first
+-- KEYS[4] waiter deadlines: a hash token -> ms (server clock) after which
+--         a waiter that has not tried again counts as gone
+-- ARGV[1] token, ARGV[2] TTL in ms, ARGV[3] '1' to join the queue if
+-- refused, ARGV[4] waiter lease in ms, ARGV[5] '1' for fair order (only the
+-- head of the queue may take a free key), '0' for any order (Redlock, where
+-- the queue only says who to wake).
+-- Returns {1, fence} when taken, or {0, ms} when refused, where ms is when
+-- to try again unwoken: the holder's PTTL, or the head waiter's deadline.
+
+-- Fast path: nobody holds the key and nobody waits.
+if redis.call('EXISTS', KEYS[1], KEYS[3]) == 0 then
+  local fence = redis.call('INCR', KEYS[2])
+  redis.call('SET', KEYS[1], fence .. ' ' .. ARGV[1], 'PX', ARGV[2])
+  return {1, fence}
 end
-local fence = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[1], 't', ARGV[1], 'f', fence)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {1, fence}
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+-- Drop waiters at the head that stopped trying.
+local head = redis.call('LINDEX', KEYS[3], 0)
+local deadline = 0
+while head do
+  deadline = tonumber(redis.call('HGET', KEYS[4], head) or '0')
+  if deadline >= now then
+    break
+  end
+  redis.call('LPOP', KEYS[3])
+  redis.call('HDEL', KEYS[4], head)
+  head = redis.call('LINDEX', KEYS[3], 0)
+end
+
+local free = redis.call('EXISTS', KEYS[1]) == 0
+if free and (ARGV[5] == '0' or not head or head == ARGV[1]) then
+  if redis.call('HDEL', KEYS[4], ARGV[1]) == 1 then
+    redis.call('LREM', KEYS[3], 1, ARGV[1])
+  end
+  local fence = redis.call('INCR', KEYS[2])
+  redis.call('SET', KEYS[1], fence .. ' ' .. ARGV[1], 'PX', ARGV[2])
+  return {1, fence}
+end
+
+if ARGV[3] == '1' then
+  local lease = tonumber(ARGV[4])
+  if redis.call('HSET', KEYS[4], ARGV[1], now + lease) == 1 then
+    redis.call('RPUSH', KEYS[3], ARGV[1])
+  end
+  -- The queue outlives its last waiter's deadline, never longer.
+  if redis.call('PTTL', KEYS[3]) < lease then
+    redis.call('PEXPIRE', KEYS[3], lease)
+    redis.call('PEXPIRE', KEYS[4], lease)
+  end
+end
+
+if free then
+  return {0, math.max(deadline - now, 1)} -- reserved for the head waiter
+end
+return {0, redis.call('PTTL', KEYS[1])}

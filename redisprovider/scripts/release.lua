@@ -1,14 +1,19 @@
--- Free the lock if ARGV[1] holds it, or whoever holds it if ARGV[1] is ''.
--- KEYS[1] lock hash, KEYS[2] contended flag.
--- ARGV[1] token or '', ARGV[2] wake-up channel, ARGV[3] message.
--- Publishes a wake-up only if a waiter asked for one. Returns 1 if freed.
-if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 't') ~= ARGV[1] then
+-- Free the lock if ARGV[1] holds it, or whoever holds it if ARGV[1] is '',
+-- and wake the waiter at the head of the queue.
+-- KEYS[1] lock, KEYS[2] waiter queue.
+-- ARGV[1] token or '', ARGV[2] wake-up channel, ARGV[3] key.
+-- The message is "<length of head token>:<head token><key>".
+-- Returns 1 if freed, 0 if ARGV[1] did not hold it.
+local v = redis.call('GET', KEYS[1])
+if not v then
   return 0
 end
-if redis.call('DEL', KEYS[1]) == 0 then
+if ARGV[1] ~= '' and string.sub(v, string.find(v, ' ', 1, true) + 1) ~= ARGV[1] then
   return 0
 end
-if redis.call('DEL', KEYS[2]) == 1 then
-  redis.call('PUBLISH', ARGV[2], ARGV[3])
+redis.call('DEL', KEYS[1])
+local head = redis.call('LINDEX', KEYS[2], 0)
+if head then
+  redis.call('PUBLISH', ARGV[2], #head .. ':' .. head .. ARGV[3])
 end
 return 1

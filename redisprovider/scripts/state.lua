@@ -1,7 +1,8 @@
--- Report the hold. KEYS[1] lock hash.
+-- Report the hold. KEYS[1] lock.
 -- Returns {token, fence, PTTL in ms}, or {} when free.
-local v = redis.call('HMGET', KEYS[1], 't', 'f')
-if not v[1] then
+local v = redis.call('GET', KEYS[1])
+if not v then
   return {}
 end
-return {v[1], tonumber(v[2]), redis.call('PTTL', KEYS[1])}
+local sp = string.find(v, ' ', 1, true)
+return {string.sub(v, sp + 1), tonumber(string.sub(v, 1, sp - 1)), redis.call('PTTL', KEYS[1])}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// requireRedis skips the test without redis-server on PATH, or fails it
+// when LOCKPROOF_REDIS=required (as in CI).
+func requireRedis(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("LOCKPROOF_REDIS") == "required" {
+			t.Fatalf("redis-server not found on PATH, and LOCKPROOF_REDIS=required: %v", err)
+		}
+		t.Skip("redis-server not found; install it or set LOCKPROOF_REDIS=required to make this a failure")
+	}
+}
+
+// headline lists the RATIO lines every run must print.
+var headline = []string{
+	"redis_uncontended_vs_floor",
+	"redis_uncontended_vs_redislock",
+	"handoff_util_lockproof",
+	"handoff_util_redislock_1ms",
+	"handoff_util_redsync_default",
+	"handoff_maxwait_vs_fair",
+	"mem_uncontended_vs_syncmutex",
+	"redlock3_vs_redsync3",
+}
+
+// TestCompareQuick runs the whole comparison in its quick form and checks
+// the output: Markdown tables first, then a RATIO line with a positive
+// number for every headline ratio, the chart and the Markdown file.
+func TestCompareQuick(t *testing.T) {
+	requireRedis(t)
+	dir := t.TempDir()
+	svg := filepath.Join(dir, "chart.svg")
+	md := filepath.Join(dir, "benchmarks.md")
+	const prose = "# Benchmarks\n\nHand-written text stays.\n"
+	if err := os.WriteFile(md, []byte(prose), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config{workers: 4, turns: 3, hold: time.Millisecond, opTime: 20 * time.Millisecond,
+		rounds: 1, handoffRounds: 1, redisBin: "redis-server"}
+	var out bytes.Buffer
+	if err := compare(context.Background(), cfg, &out, svg, md); err != nil {
+		t.Fatalf("compare: %v\n%s", err, out.String())
+	}
+
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	ratios := map[string]float64{}
+	firstRatio, tableRows := -1, 0
+	for i, line := range lines {
+		if name, val, ok := strings.Cut(strings.TrimPrefix(line, "RATIO "), "="); ok && strings.HasPrefix(line, "RATIO ") {
+			if firstRatio < 0 {
+				firstRatio = i
+			}
+			v, err := strconv.ParseFloat(val, 64)
+			if err != nil {
+				t.Errorf("%q: value does not parse: %v", line, err)
+			}
+			ratios[name] = v
+			continue
+		}
+		if firstRatio >= 0 {
+			t.Errorf("line %d after the RATIO lines: %q", i, line)
+		}
+		if strings.HasPrefix(line, "| ") && strings.Contains(line, "**") {
+			tableRows++
+		}
+	}
+	for _, name := range headline {
+		v, ok := ratios[name]
+		switch {
+		case !ok:
+			t.Errorf("no RATIO %s line", name)
+		case math.IsNaN(v) || math.IsInf(v, 0) || v <= 0:
+			t.Errorf("RATIO %s=%v, want a positive number", name, v)
+		}
+	}
+	if want := 12 + 8; tableRows < want { // uncontended contenders + handoff contenders
+		t.Errorf("%d table rows with results, want at least %d:\n%s", tableRows, want, out.String())
+	}
+
+	b, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(b); !strings.HasPrefix(s, "<svg ") || !strings.HasSuffix(s, "</svg>\n") || !strings.Contains(s, "<rect ") {
+		t.Errorf("chart is not an SVG with bars:\n%.300s", s)
+	}
+	b, err = os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{prose, mdBegin, mdEnd, "| contender |", "RATIO handoff_util_lockproof=", "](chart.svg)"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("Markdown file lacks %q", want)
+		}
+	}
+}
+
+func TestWriteMarkdownKeepsTheRest(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "b.md")
+	if err := writeMarkdown(path, "first\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	doc := "intro\n" + string(b) + "outro\n"
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // idempotent
+		if err := writeMarkdown(path, "second\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ = os.ReadFile(path)
+	got := string(b)
+	want := "intro\n# Benchmarks\n\n" + mdBegin + "\n\nsecond\n\n" + mdEnd + "\noutro\n"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestQuantileAndMedian(t *testing.T) {
+	ds := []time.Duration{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 5}, {0.99, 10}, {0, 1}, {1, 10}} {
+		if got := quantile(ds, c.q); got != c.want {
+			t.Errorf("quantile(%v) = %v, want %v", c.q, got, c.want)
+		}
+	}
+	if got := median([]float64{3, 1, 2}); got != 2 {
+		t.Errorf("median = %v, want 2", got)
+	}
+}
+
+func TestChartWithoutResults(t *testing.T) {
+	r := &results{cfg: config{workers: 8, turns: 1, hold: time.Millisecond}}
+	s := r.chart()
+	if !strings.HasPrefix(s, "<svg ") || strings.Count(s, "no data") != 3 {
+		t.Errorf("empty chart:\n%s", s)
+	}
+}

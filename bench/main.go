@@ -1,0 +1,178 @@
+// Command bench compares lockproof with github.com/bsm/redislock and
+// github.com/go-redsync/redsync/v4 in one run against redis-server
+// processes it starts itself (on free loopback ports, no persistence) and
+// stops at exit:
+//
+//  1. uncontended acquire + release on one node, next to the raw
+//     SET NX PX + DEL floor;
+//  2. a contended handoff: W workers × R turns on one key, each holding it
+//     for H, reporting utilisation (W·R·H ÷ wall) and the waits, with the
+//     peers at their documented default waiting and at a 1 ms poll, and
+//     sync.Mutex as the in-process reference;
+//  3. memprovider next to sync.Mutex;
+//  4. Redlock over 3 nodes next to redsync with 3 pools;
+//  5. the entity cycle, once a Redis repository exists (see entity.go).
+//
+// It prints Markdown tables and then, last, one "RATIO name=value" line per
+// headline ratio. It lives in its own module so the peers never enter the
+// library's dependencies. Usage, from the repository root:
+//
+//	cd bench && go run .                         # the full run, about a minute on 2 cores
+//	cd bench && go run . -quick                  # a smoke test, seconds
+//	cd bench && go run . -md ../docs/benchmarks.md
+//
+// It needs redis-server on PATH (or -redis-server).
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+func main() {
+	var (
+		cfg     config
+		quick   bool
+		svgPath string
+		mdPath  string
+		quiet   bool
+	)
+	flag.IntVar(&cfg.workers, "workers", 8, "contending workers W")
+	flag.IntVar(&cfg.turns, "turns", 50, "turns per worker R (default 5 with -quick)")
+	flag.DurationVar(&cfg.hold, "hold", 2*time.Millisecond, "how long each turn holds the lock H")
+	flag.DurationVar(&cfg.opTime, "optime", 150*time.Millisecond, "timed loop per uncontended measurement (default 50ms with -quick)")
+	flag.IntVar(&cfg.rounds, "rounds", 7, "uncontended rounds; the median is reported (default 1 with -quick)")
+	flag.IntVar(&cfg.handoffRounds, "handoff-rounds", 3, "contended rounds; the median-utilisation round is reported (default 1 with -quick)")
+	flag.StringVar(&cfg.redisBin, "redis-server", "redis-server", "redis-server binary")
+	flag.BoolVar(&quick, "quick", false, "a short run, for CI smoke tests")
+	flag.StringVar(&svgPath, "svg", "auto", `write the chart here; "auto" = bench/benchmarks.svg (none with -quick), "" = none`)
+	flag.StringVar(&mdPath, "md", "", "also write the results between markers in this Markdown file (e.g. ../docs/benchmarks.md)")
+	flag.BoolVar(&quiet, "q", false, "no progress lines on stderr")
+	flag.Parse()
+
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if quick {
+		applyQuick(&cfg, set)
+	}
+	if svgPath == "auto" {
+		svgPath = ""
+		if !quick {
+			svgPath = defaultSVGPath()
+		}
+	}
+	cfg.progress = os.Stderr
+	if quiet {
+		cfg.progress = io.Discard
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := compare(ctx, cfg, os.Stdout, svgPath, mdPath)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// applyQuick shortens every setting the user did not set.
+func applyQuick(cfg *config, set map[string]bool) {
+	if !set["turns"] {
+		cfg.turns = 5
+	}
+	if !set["optime"] {
+		cfg.opTime = 50 * time.Millisecond
+	}
+	if !set["rounds"] {
+		cfg.rounds = 1
+	}
+	if !set["handoff-rounds"] {
+		cfg.handoffRounds = 1
+	}
+}
+
+// compare runs the comparison and writes the Markdown tables and then the
+// RATIO lines to out, the chart to svgPath and the results into mdPath
+// (each skipped when empty). It reports what it measured even when a
+// contender failed, and then returns the error.
+func compare(ctx context.Context, cfg config, out io.Writer, svgPath, mdPath string) error {
+	if cfg.workers < 2 || cfg.turns < 1 || cfg.hold <= 0 || cfg.opTime <= 0 || cfg.rounds < 1 || cfg.handoffRounds < 1 {
+		return fmt.Errorf("need -workers ≥ 2, -turns ≥ 1, -rounds ≥ 1, -handoff-rounds ≥ 1 and positive -hold and -optime")
+	}
+	bin, err := exec.LookPath(cfg.redisBin)
+	if err != nil {
+		return fmt.Errorf("redis-server not found (install it, e.g. apt-get install redis-server, or pass -redis-server): %w", err)
+	}
+	cfg.redisBin = bin
+	if cfg.progress == nil {
+		cfg.progress = io.Discard
+	}
+	res, runErr := run(ctx, cfg)
+	if res == nil {
+		return runErr
+	}
+	md := res.markdown()
+	ratios := res.ratioLines()
+	if _, err := fmt.Fprint(out, md, "\n", ratios); err != nil {
+		return err
+	}
+	if svgPath != "" {
+		if err := os.WriteFile(svgPath, []byte(res.chart()), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintln(cfg.progress, "chart written to", svgPath)
+	}
+	if mdPath != "" {
+		var frag bytes.Buffer
+		frag.WriteString(md)
+		if svgPath != "" {
+			rel, err := filepath.Rel(filepath.Dir(absPath(mdPath)), absPath(svgPath))
+			if err != nil {
+				rel = svgPath
+			}
+			fmt.Fprintf(&frag, "![Handoff utilisation, max wait and uncontended cost per contender](%s)\n\n", filepath.ToSlash(rel))
+		}
+		fmt.Fprintf(&frag, "### Ratios\n\n```\n%s```\n", ratios)
+		if err := writeMarkdown(mdPath, frag.String()); err != nil {
+			return err
+		}
+		fmt.Fprintln(cfg.progress, "results written to", mdPath)
+	}
+	return runErr
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// defaultSVGPath is benchmarks.svg in the bench module's directory (found
+// from the working directory up), or in the working directory.
+func defaultSVGPath() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "benchmarks.svg"
+	}
+	for d := dir; ; {
+		b, err := os.ReadFile(filepath.Join(d, "go.mod"))
+		if err == nil && bytes.HasPrefix(b, []byte("module github.com/lockproof/lockproof/bench\n")) {
+			return filepath.Join(d, "benchmarks.svg")
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "benchmarks.svg"
+		}
+		d = parent
+	}
+}
