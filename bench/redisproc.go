@@ -126,7 +126,7 @@ func (s *redisServer) stop() {
 // run shares such clients, so all pay the same client overhead.
 // Each counts the commands it sends into sentCommands.
 func (s *redisServer) client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.addr})
+	c := redis.NewClient(&redis.Options{Addr: s.addr, ContextTimeoutEnabled: true})
 	c.AddHook(commandCounter{})
 	return c
 }

@@ -48,7 +48,7 @@ func TestTraceHandoff(t *testing.T) {
 	tr := &trace{start: time.Now()}
 	svcs := make([]*locked.Service, W)
 	for w := range W {
-		c := redis.NewClient(&redis.Options{Addr: srv.addr})
+		c := redis.NewClient(&redis.Options{Addr: srv.addr, ContextTimeoutEnabled: true})
 		c.AddHook(traceHook{tr, w})
 		defer c.Close()
 		p, err := redisprovider.New(c, nil)

@@ -44,8 +44,10 @@ var (
 	ErrClosed = errors.New("lockproof: closed")
 
 	// ErrUnavailable reports that the store could not be reached or did not
-	// answer as expected (for Redlock: no quorum). The outcome of the call is
-	// unknown only for Release and Extend, which are safe to retry.
+	// answer as expected (for Redlock: no quorum). The outcome of the call
+	// may be unknown: an acquire whose reply was lost is undone on a best
+	// effort basis (its TTL ends it otherwise); Release and Extend are safe
+	// to retry.
 	ErrUnavailable = errors.New("lockproof: store unavailable")
 )
 
@@ -90,7 +92,8 @@ type Provider interface {
 	// Acquire is TryAcquire that waits until the key is released or expires,
 	// or ctx ends. Waiters are woken by the release itself (no polling in the
 	// common case). If ctx ends first the error matches ErrNotAcquired and
-	// ctx.Err(), and no hold is left behind.
+	// ctx.Err(), and no hold is left behind. A store that cannot be reached
+	// fails the call at once with ErrUnavailable, rather than waiting.
 	Acquire(ctx context.Context, key, token string, ttl time.Duration) (Grant, error)
 
 	// Release frees key if token holds it and wakes a waiter. If token does
@@ -158,7 +161,11 @@ func (e *ArgError) Unwrap() error { return ErrInvalid }
 // CtxError returns the error for a wait that ended because ctx ended: it
 // matches both ErrNotAcquired and ctx.Err() under errors.Is.
 func CtxError(ctx context.Context) error {
-	return &waitError{cause: ctx.Err()}
+	cause := ctx.Err()
+	if cause == nil { // called at the deadline, a moment before ctx says so
+		cause = context.DeadlineExceeded
+	}
+	return &waitError{cause: cause}
 }
 
 type waitError struct{ cause error }

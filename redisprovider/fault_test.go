@@ -13,14 +13,13 @@ package redisprovider_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log"
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -256,11 +255,23 @@ func eventually(t testing.TB, what string, bound time.Duration, f func() error) 
 	}
 }
 
-// lockKey, fenceKey and waitingKey are the Redis keys of a lock key under
-// the default prefix: the layout the package documents.
-func lockKey(key string) string    { return redisprovider.DefaultPrefix + "{" + key + "}" }
-func fenceKey(key string) string   { return lockKey(key) + ":fence" }
-func waitingKey(key string) string { return lockKey(key) + ":waiting" }
+// lockKey and fenceKey are the Redis keys of a lock key under the default
+// prefix.
+func lockKey(key string) string {
+	lock, _, _, _ := redisprovider.KeysOf(key)
+	return lock
+}
+
+func fenceKey(key string) string {
+	_, fence, _, _ := redisprovider.KeysOf(key)
+	return fence
+}
+
+// waiterMarkers returns the keys a blocked waiter sets (see waitForWaiter).
+func waiterMarkers(key string) []string {
+	_, _, queue, alive := redisprovider.KeysOf(key)
+	return []string{queue, alive}
+}
 
 // ---------------------------------------------------------------------------
 // A dead Redis.
@@ -367,35 +378,25 @@ func TestRedisDown(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Scripts and restarts.
 
-// scriptSHAs returns the SHA1 of each script the single-node provider uses,
-// read from the files it embeds.
-func scriptSHAs(t testing.TB) map[string]string {
+// cachedScripts returns how many scripts the server has cached (INFO
+// memory), which does not depend on which scripts the provider uses.
+func cachedScripts(t testing.TB, c redis.UniversalClient) int {
 	t.Helper()
-	shas := make(map[string]string)
-	for _, name := range []string{"acquire", "release", "extend", "state"} {
-		src, err := os.ReadFile("scripts/" + name + ".lua")
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum := sha1.Sum(src)
-		shas[name] = hex.EncodeToString(sum[:])
+	info, err := c.Info(context.Background(), "memory").Result()
+	if err != nil {
+		t.Fatalf("INFO memory: %v", err)
 	}
-	return shas
-}
-
-// wantScripts fails unless each script is (cached) or is not in the
-// server's script cache.
-func wantScripts(t testing.TB, c redis.UniversalClient, cached bool) {
-	t.Helper()
-	for name, sha := range scriptSHAs(t) {
-		got, err := c.ScriptExists(context.Background(), sha).Result()
-		if err != nil {
-			t.Fatalf("SCRIPT EXISTS %s: %v", name, err)
-		}
-		if got[0] != cached {
-			t.Fatalf("script %s (%s) cached = %v, want %v", name, sha, got[0], cached)
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "number_of_cached_scripts:"); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("INFO memory: %q: %v", line, err)
+			}
+			return n
 		}
 	}
+	t.Fatalf("INFO memory has no number_of_cached_scripts:\n%s", info)
+	return 0
 }
 
 // lifecycle runs one hold of key through every call of p and returns its
@@ -436,18 +437,24 @@ func TestScriptFlush(t *testing.T) {
 	key := uniqueKey(t, "k")
 
 	f1 := lifecycle(t, p, key)
-	wantScripts(t, c, true)
+	if n := cachedScripts(t, c); n == 0 {
+		t.Fatalf("no script cached after a hold's lifecycle")
+	}
 
 	if err := c.ScriptFlush(context.Background()).Err(); err != nil {
 		t.Fatal(err)
 	}
-	wantScripts(t, c, false)
+	if n := cachedScripts(t, c); n != 0 {
+		t.Fatalf("%d scripts cached after SCRIPT FLUSH", n)
+	}
 
 	f2 := lifecycle(t, p, key)
 	if f2 <= f1 {
 		t.Fatalf("fence after SCRIPT FLUSH = %d, want > %d", f2, f1)
 	}
-	wantScripts(t, c, true) // reloaded transparently
+	if n := cachedScripts(t, c); n == 0 { // reloaded transparently
+		t.Fatalf("no script cached after SCRIPT FLUSH and a lifecycle")
+	}
 }
 
 // TestRestart: a restart (graceful, or a crash) while calls are running
@@ -477,7 +484,11 @@ func TestRestart(t *testing.T) {
 
 			// A first wait starts the wake-up subscription.
 			wantWoken(t, p, other, admin, uniqueKey(t, "before"))
-			before := lifecycle(t, p, uniqueKey(t, "before"))
+			fenced := uniqueKey(t, "fenced")
+			var before uint64
+			for range 3 {
+				before = lifecycle(t, p, fenced)
+			}
 
 			// Hold-and-release cycles run throughout the restart.
 			var (
@@ -538,11 +549,13 @@ func TestRestart(t *testing.T) {
 				t.Fatalf("during the restart: %v; want only ErrUnavailable", failure)
 			}
 
-			after := lifecycle(t, p, uniqueKey(t, "after"))
-			wantScripts(t, admin, true)
-			// Without persistence the fence counters start again: fences
-			// increase for the life of the store (provider.Grant).
-			t.Logf("fence before the restart %d, after %d", before, after)
+			after := lifecycle(t, p, fenced)
+			if n := cachedScripts(t, admin); n == 0 {
+				t.Fatalf("no script cached after the restart and a lifecycle")
+			}
+			// Without persistence the key's fence counter starts again:
+			// fences increase for the life of the store (provider.Grant).
+			t.Logf("fence of one key before the restart %d, after %d", before, after)
 
 			// The subscription reconnects by itself; once Redis lists it
 			// again, a release must wake a waiter without polling.
@@ -591,18 +604,20 @@ func wantWoken(t testing.TB, p, holder provider.Provider, admin redis.UniversalC
 }
 
 // waitForWaiter waits until a waiter on key has tried once and found it
-// held, which the acquire script records by setting key's waiting flag.
+// held, which the acquire script records in Redis by queueing the waiter.
 func waitForWaiter(t testing.TB, admin redis.UniversalClient, key string) {
 	t.Helper()
 	eventually(t, "waiter blocked", faultBound, func() error {
-		n, err := admin.Exists(context.Background(), waitingKey(key)).Result()
-		if err != nil {
-			return err
+		for _, marker := range waiterMarkers(key) {
+			n, err := admin.Exists(context.Background(), marker).Result()
+			if err != nil {
+				return err
+			}
+			if n == 1 {
+				return nil
+			}
 		}
-		if n != 1 {
-			return errors.New("no waiting flag yet")
-		}
-		return nil
+		return fmt.Errorf("none of %q exists", waiterMarkers(key))
 	})
 }
 
@@ -993,16 +1008,25 @@ func TestRedlockHungMajority(t *testing.T) {
 
 // TestRedlockHungMinority: one hung node of three must cost at most
 // NodeTimeout, so a healthy majority still grants a lock whose TTL is a
-// few times NodeTimeout. The clients are go-redis defaults, as a user makes
-// them: go-redis then ignores context deadlines (ContextTimeoutEnabled is
-// false) and a hung node holds every call for its ReadTimeout (3s), longer
-// than this TTL's validity.
+// few times NodeTimeout. That needs clients that honour context deadlines:
+// with go-redis defaults (ContextTimeoutEnabled false) a hung node holds
+// every call for its ReadTimeout (3s), longer than this TTL's validity, so
+// NewRedlock refuses such clients.
 func TestRedlockHungMinority(t *testing.T) {
 	t.Parallel()
 	ctx := bounded(t, testBound)
 	nodes := redistest.Servers(t, 2)
-	hung := redis.NewClient(&redis.Options{Addr: blackHole(t)})
-	t.Cleanup(func() { _ = hung.Close() })
+	hole := blackHole(t)
+
+	plain := redis.NewClient(&redis.Options{Addr: hole})
+	t.Cleanup(func() { _ = plain.Close() })
+	_, err := redisprovider.NewRedlock([]redis.UniversalClient{nodes[0].Client(t), plain, nodes[1].Client(t)}, nil)
+	var ae *provider.ArgError
+	if !errors.As(err, &ae) || ae.Arg != "clients[1]" || !errors.Is(err, provider.ErrInvalid) {
+		t.Fatalf("NewRedlock with a client that ignores context deadlines = %v; want an ArgError for clients[1]", err)
+	}
+
+	hung := fastClient(t, hole)
 	clients := []redis.UniversalClient{nodes[0].Client(t), hung, nodes[1].Client(t)}
 	r := newRedlock(t, clients, nil) // NodeTimeout 500ms
 	key := uniqueKey(t, "k")
@@ -1114,14 +1138,19 @@ func TestAcquireTimeoutLeavesNoHold(t *testing.T) {
 	wantErr(t, "Acquire whose context ended in Redis's queue", err, provider.ErrNotAcquired)
 	wantErr(t, "Acquire whose context ended in Redis's queue", err, context.DeadlineExceeded)
 
-	st, serr := p.State(ctx, key)
-	if serr != nil {
-		t.Fatal(serr)
-	}
-	if st.Held && st.Token == "late" {
-		t.Fatalf("Acquire returned %v, yet its token holds the key in Redis (fence %d, TTL %v): a hold was left behind until its TTL",
-			err, st.Fence, st.TTL.Round(time.Second))
-	}
+	// The late acquire ran in Redis after its caller had given up; the
+	// give-up (retried once Redis answers again) must undo it long before
+	// the hold's one-minute TTL would.
+	eventually(t, "late hold undone", faultBound, func() error {
+		st, err := p.State(ctx, key)
+		if err != nil {
+			return err
+		}
+		if st.Held && st.Token == "late" {
+			return fmt.Errorf("its token still holds the key (fence %d, TTL %v)", st.Fence, st.TTL.Round(time.Second))
+		}
+		return nil
+	})
 }
 
 // ---------------------------------------------------------------------------

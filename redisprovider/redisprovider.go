@@ -28,6 +28,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -51,15 +52,15 @@ var (
 	stateSrc string
 	//go:embed scripts/raise.lua
 	raiseSrc string
-	//go:embed scripts/dequeue.lua
-	dequeueSrc string
+	//go:embed scripts/giveup.lua
+	giveUpSrc string
 
 	acquireScript = redis.NewScript(acquireSrc)
 	releaseScript = redis.NewScript(releaseSrc)
 	extendScript  = redis.NewScript(extendSrc)
 	stateScript   = redis.NewScript(stateSrc)
 	raiseScript   = redis.NewScript(raiseSrc)
-	dequeueScript = redis.NewScript(dequeueSrc)
+	giveUpScript  = redis.NewScript(giveUpSrc)
 )
 
 // Defaults used when Options leave a field zero.
@@ -97,7 +98,13 @@ type Provider struct {
 	// waiters is guarded by mu.
 	waiters map[string]map[chan struct{}]string // key → wake-up channel → token
 
-	subTimeout time.Duration // bounds each attempt to subscribe
+	subTimeout time.Duration // bounds each attempt to subscribe (and to give up)
+
+	cleanMu sync.Mutex
+	// cleanQ, cleanStop and cleanDone are guarded by cleanMu.
+	cleanQ    []pendingGiveUp // give-ups to retry
+	cleanStop chan struct{}   // closed to stop the clean-up goroutine; nil when none runs
+	cleanDone chan struct{}   // closed when it has returned
 
 	subMu sync.Mutex
 	// sub, subDone and subFailed are guarded by subMu.
@@ -108,6 +115,10 @@ type Provider struct {
 
 // New returns a Provider on c. It does not contact Redis; the first call
 // does. opts may be nil.
+//
+// Create c with ContextTimeoutEnabled set: go-redis otherwise bounds each
+// call by its ReadTimeout and WriteTimeout only, so a context deadline
+// (the Service's acquire timeout) cannot cut short a call to a hung server.
 func New(c redis.UniversalClient, opts *Options) (*Provider, error) {
 	if c == nil {
 		return nil, &provider.ArgError{Arg: "client", Reason: "must not be nil"}
@@ -135,9 +146,17 @@ func New(c redis.UniversalClient, opts *Options) (*Provider, error) {
 }
 
 // keys returns the Redis keys of key: the lock, its fence counter, its
-// waiter queue and the waiters' deadlines.
+// waiter queue and the waiters' deadlines. All share one hash tag: {key},
+// or, for a key with braces (which would end or empty the tag), a hash of
+// the key, followed by the key itself.
 func (p *Provider) keys(key string) (lock, fence, queue, alive string) {
-	lock = p.prefix + "{" + key + "}"
+	if strings.ContainsAny(key, "{}") {
+		h := fnv.New64a()
+		h.Write([]byte(key))
+		lock = p.prefix + "{#" + strconv.FormatUint(h.Sum64(), 16) + "}" + key
+	} else {
+		lock = p.prefix + "{" + key + "}"
+	}
 	return lock, lock + ":fence", lock + ":queue", lock + ":alive"
 }
 
@@ -148,6 +167,23 @@ func storeError(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", provider.ErrUnavailable, err)
+}
+
+// ctxEnded reports whether ctx has ended or reached its deadline: a socket
+// deadline taken from ctx can fire a moment before ctx itself reports it.
+func ctxEnded(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
+}
+
+// refused reports whether err is the store's plain "held" answer, as
+// opposed to a failure or a timeout that leaves the outcome unknown.
+func refused(err error) bool {
+	return errors.Is(err, provider.ErrNotAcquired) &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // usable reports ErrClosed after Close, else the first argument error.
@@ -184,9 +220,10 @@ func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration
 		fair = 0
 	}
 	start := time.Now()
-	res, err := acquireScript.Run(ctx, p.c, []string{lock, fence, queue, alive}, token, ms(ttl), join, ms(3*p.poll), fair).Int64Slice()
-	if err != nil {
-		if ctx.Err() != nil {
+	res, err := acquireScript.Run(ctx, p.c, []string{lock, fence, queue, alive, tombstone(lock, token)},
+		token, ms(ttl), join, ms(3*p.poll), fair).Int64Slice()
+	if err != nil { // the script may have run although its reply was lost
+		if ctxEnded(ctx) {
 			return provider.Grant{}, 0, provider.CtxError(ctx)
 		}
 		return provider.Grant{}, 0, storeError(err)
@@ -206,6 +243,9 @@ func (p *Provider) TryAcquire(ctx context.Context, key, token string, ttl time.D
 		return provider.Grant{}, err
 	}
 	g, _, err := p.try(ctx, key, token, ttl, tryOnce)
+	if err != nil && !refused(err) {
+		p.giveUp(ctx, key, token, ttl, true) // a lost reply may hide a grant
+	}
 	return g, err
 }
 
@@ -220,26 +260,105 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 	}
 	wake := make(chan struct{}, 1)
 	defer p.watch(ctx, key, token, wake)()
+	var last error // of the last try
 	g, err := waitLoop(ctx, wake, p.poll, func() (provider.Grant, time.Duration, error) {
 		if p.closed.Load() {
 			return provider.Grant{}, 0, provider.ErrClosed
 		}
-		return p.try(ctx, key, token, ttl, waitFair)
+		g, d, err := p.try(ctx, key, token, ttl, waitFair)
+		last = err
+		return g, d, err
 	})
 	if err != nil {
-		p.dequeue(ctx, key, token)
+		p.giveUp(ctx, key, token, ttl, last != nil && !refused(last))
 	}
 	return g, err
 }
 
-// dequeue takes a waiter that gives up out of key's queue, whatever ctx
-// says, so the waiters behind it need not wait for its deadline.
-func (p *Provider) dequeue(ctx context.Context, key, token string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.subTimeout)
-	defer cancel()
-	lock, _, queue, alive := p.keys(key)
-	_ = dequeueScript.Run(ctx, p.c, []string{lock, queue, alive}, token, p.channel, key).Err() // if it fails, the deadline drops it
+// giveUp runs the give-up script for a caller that will not hold key:
+// whatever ctx says, it takes token out of the queue (so the waiters behind
+// need not wait for its deadline) and, if unknown is set because the last
+// try's reply was lost, frees a hold that try took or makes it refuse if it
+// has not run yet. If Redis does not answer in time, the provider's
+// clean-up goroutine keeps trying until the hold would have lapsed anyway.
+func (p *Provider) giveUp(ctx context.Context, key, token string, ttl time.Duration, unknown bool) {
+	g := pendingGiveUp{key: key, token: token, ttl: ttl, unknown: unknown, until: time.Now().Add(ttl)}
+	if err := p.runGiveUp(context.WithoutCancel(ctx), g); err != nil {
+		p.retryGiveUp(g)
+	}
 }
+
+// pendingGiveUp is a give-up that Redis has not confirmed.
+type pendingGiveUp struct {
+	key, token string
+	ttl        time.Duration
+	unknown    bool
+	until      time.Time // after this the TTL has done the work
+}
+
+func (p *Provider) runGiveUp(ctx context.Context, g pendingGiveUp) error {
+	ctx, cancel := context.WithTimeout(ctx, p.subTimeout)
+	defer cancel()
+	lock, _, queue, alive := p.keys(g.key)
+	free := 0
+	if g.unknown {
+		free = 1
+	}
+	// EVAL, not EVALSHA: this rare path must not depend on a script cache
+	// that a NOSCRIPT round trip could not refill in time.
+	return giveUpScript.Eval(ctx, p.c, []string{lock, queue, alive, tombstone(lock, g.token)},
+		g.token, p.channel, g.key, free, ms(g.ttl)).Err()
+}
+
+// retryGiveUp hands g to the clean-up goroutine, starting it if needed.
+func (p *Provider) retryGiveUp(g pendingGiveUp) {
+	p.cleanMu.Lock()
+	defer p.cleanMu.Unlock()
+	if p.closed.Load() {
+		return // the TTL and the waiter deadline clean up
+	}
+	p.cleanQ = append(p.cleanQ, g)
+	if p.cleanStop == nil {
+		p.cleanStop, p.cleanDone = make(chan struct{}), make(chan struct{})
+		go p.cleanUp(p.cleanStop, p.cleanDone)
+	}
+}
+
+// cleanUp retries pending give-ups every poll interval (at most a second)
+// until each succeeds or lapses, then exits; Close stops it.
+func (p *Provider) cleanUp(stop, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(min(p.poll, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		p.cleanMu.Lock()
+		todo := p.cleanQ
+		p.cleanQ = nil
+		p.cleanMu.Unlock()
+		var again []pendingGiveUp
+		for _, g := range todo {
+			if time.Now().Before(g.until) && p.runGiveUp(context.Background(), g) != nil {
+				again = append(again, g)
+			}
+		}
+		p.cleanMu.Lock()
+		p.cleanQ = append(p.cleanQ, again...)
+		if len(p.cleanQ) == 0 { // nothing left: exit; the next retry restarts it
+			p.cleanStop = nil
+			p.cleanMu.Unlock()
+			return
+		}
+		p.cleanMu.Unlock()
+	}
+}
+
+// tombstone is the key that tells a late acquire of token to refuse.
+func tombstone(lock, token string) string { return lock + ":gone:" + token }
 
 // waitLoop calls try until it grants, fails otherwise than ErrNotAcquired,
 // or ctx ends. Between tries it waits for a wake-up, the holder's expiry or
@@ -366,6 +485,16 @@ func (p *Provider) Close() error {
 		}
 	}
 	p.mu.Unlock()
+	p.cleanMu.Lock()
+	stop, cleaned := p.cleanStop, p.cleanDone
+	p.cleanStop = nil
+	p.cleanMu.Unlock()
+	if stop != nil {
+		close(stop)
+	}
+	if cleaned != nil {
+		<-cleaned
+	}
 	p.subMu.Lock()
 	sub, done := p.sub, p.subDone
 	p.sub = nil
@@ -414,10 +543,15 @@ func (p *Provider) subscribe(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.subTimeout)
 	defer cancel()
-	sub := p.c.Subscribe(ctx, p.channel)
-	// go-redis keeps the context of the first receive for the life of the
-	// subscription (pings, reconnects), so it must not be one that ends.
-	if _, err := sub.ReceiveTimeout(context.Background(), p.subTimeout); err != nil { // the confirmation
+	sub := p.c.Subscribe(ctx) // no channel yet: connects nothing
+	// Subscribing connects, bounded by ctx. go-redis keeps the context of
+	// the first receive for the life of the subscription (pings,
+	// reconnects), so that one must not end; the timeout bounds it.
+	err := sub.Subscribe(ctx, p.channel)
+	if err == nil {
+		_, err = sub.ReceiveTimeout(context.Background(), p.subTimeout) // the confirmation
+	}
+	if err != nil {
 		_ = sub.Close()
 		p.subFailed = time.Now()
 		return

@@ -70,8 +70,10 @@ type Redlock struct {
 }
 
 // NewRedlock returns a Redlock over the given independent nodes: an odd
-// number of clients, each of one Redis deployment. It does not own the
-// clients. opts may be nil.
+// number of clients, each of one Redis deployment, created with
+// ContextTimeoutEnabled (go-redis otherwise ignores context deadlines on the
+// socket, so a hung node could not be cut off at NodeTimeout). It does not
+// own the clients. opts may be nil.
 func NewRedlock(clients []redis.UniversalClient, opts *RedlockOptions) (*Redlock, error) {
 	var o RedlockOptions
 	if opts != nil {
@@ -97,6 +99,10 @@ func NewRedlock(clients []redis.UniversalClient, opts *RedlockOptions) (*Redlock
 		r.nodeTimeout = DefaultNodeTimeout
 	}
 	for i, c := range clients {
+		if enabled, known := contextTimeouts(c); known && !enabled {
+			return nil, &provider.ArgError{Arg: fmt.Sprintf("clients[%d]", i),
+				Reason: "set ContextTimeoutEnabled in its options: without it a hung node ignores NodeTimeout and eats the hold's validity"}
+		}
 		p, err := New(c, &o.Options)
 		if err != nil {
 			return nil, fmt.Errorf("redisprovider: node %d: %w", i, err)
@@ -152,14 +158,16 @@ func (r *Redlock) usable(argErrs ...error) error {
 func (r *Redlock) unavailable(errs []error) error {
 	var failed []error
 	for _, err := range errs {
-		if err != nil && !errors.Is(err, provider.ErrNotAcquired) && !errors.Is(err, provider.ErrNotHeld) {
+		if err != nil && !refused(err) && !errors.Is(err, provider.ErrNotHeld) {
 			failed = append(failed, err)
 		}
 	}
 	if len(r.nodes)-len(failed) >= r.quorum {
 		return nil
 	}
-	return fmt.Errorf("%w: %d of %d nodes failed, quorum is %d: %w",
+	// The node errors are quoted, not wrapped: a node that timed out says
+	// ErrNotAcquired, which must not make this error match it.
+	return fmt.Errorf("%w: %d of %d nodes failed, quorum is %d: %v",
 		provider.ErrUnavailable, len(failed), len(r.nodes), r.quorum, errors.Join(failed...))
 }
 
@@ -208,7 +216,9 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 		drift := time.Duration(float64(ttl)*r.drift) + 2*time.Millisecond
 		return provider.Grant{Fence: fence, Expires: start.Add(ttl - drift)}, 0, nil
 	}
-	if len(granted) > 0 {
+	if len(granted) > 0 || slices.ContainsFunc(errs, func(err error) bool {
+		return err != nil && !refused(err)
+	}) { // a failed node may have granted with its reply lost
 		r.rollback(ctx, key, token, ttl)
 	}
 	if ctx.Err() != nil {
@@ -267,8 +277,11 @@ func (r *Redlock) Acquire(ctx context.Context, key, token string, ttl time.Durat
 		return provider.Grant{}, provider.CtxError(ctx)
 	}
 	wake := make(chan struct{}, 1)
-	for _, n := range r.nodes {
-		defer n.watch(ctx, key, "", wake)()
+	stops := fanOut(ctx, r.nodes, r.nodeTimeout, func(ctx context.Context, n *Provider) func() {
+		return n.watch(ctx, key, "", wake)
+	})
+	for _, stop := range stops {
+		defer stop()
 	}
 	g, err := waitLoop(ctx, wake, r.poll, func() (provider.Grant, time.Duration, error) {
 		if r.closed.Load() {
@@ -276,9 +289,9 @@ func (r *Redlock) Acquire(ctx context.Context, key, token string, ttl time.Durat
 		}
 		return r.try(ctx, key, token, ttl, waitAnyOrder)
 	})
-	if err != nil {
+	if err != nil { // try rolled back any grants; leave the queues
 		fanOut(ctx, r.nodes, r.nodeTimeout, func(ctx context.Context, n *Provider) struct{} {
-			n.dequeue(ctx, key, token)
+			n.giveUp(ctx, key, token, ttl, false)
 			return struct{}{}
 		})
 	}
@@ -432,4 +445,18 @@ func (r *Redlock) Close() error {
 		errs = append(errs, n.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// contextTimeouts reports whether c lets context deadlines bound its
+// socket reads and writes, when its type tells (known).
+func contextTimeouts(c redis.UniversalClient) (enabled, known bool) {
+	switch c := c.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled, true
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled, true
+	case *redis.Ring:
+		return c.Options().ContextTimeoutEnabled, true
+	}
+	return false, false
 }

@@ -67,7 +67,7 @@ func main() {
 	ctx := context.Background()
 	var p provider.Provider = memprovider.New()
 	if *redisAddr != "" {
-		client := redis.NewClient(&redis.Options{Addr: *redisAddr})
+		client := redis.NewClient(&redis.Options{Addr: *redisAddr, ContextTimeoutEnabled: true})
 		defer client.Close()
 		rp, err := redisprovider.New(client, nil)
 		if err != nil {

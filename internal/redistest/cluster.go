@@ -143,7 +143,7 @@ func (h *ClusterHandle) Nodes() []*Node {
 // t.Cleanup.
 func (h *ClusterHandle) Client(t testing.TB) *redis.ClusterClient {
 	t.Helper()
-	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: h.Addrs()})
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: h.Addrs(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }

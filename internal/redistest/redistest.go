@@ -149,7 +149,7 @@ func (n *Node) Addr() string {
 // Client returns a client of the server, closed in t.Cleanup.
 func (n *Node) Client(t testing.TB) *redis.Client {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: n.Addr()})
+	c := redis.NewClient(&redis.Options{Addr: n.Addr(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }

@@ -4,6 +4,8 @@
 -- KEYS[3] waiter queue: a list of tokens, oldest first
 -- KEYS[4] waiter deadlines: a hash token -> ms (server clock) after which
 --         a waiter that has not tried again counts as gone
+-- KEYS[5] this token's tombstone: set by a caller that gave up on this very
+--         request (its reply was lost), so it must not grant late
 -- ARGV[1] token, ARGV[2] TTL in ms, ARGV[3] '1' to join the queue if
 -- refused, ARGV[4] waiter lease in ms, ARGV[5] '1' for fair order (only the
 -- head of the queue may take a free key), '0' for any order (Redlock, where
@@ -11,11 +13,15 @@
 -- Returns {1, fence} when taken, or {0, ms} when refused, where ms is when
 -- to try again unwoken: the holder's PTTL, or the head waiter's deadline.
 
--- Fast path: nobody holds the key and nobody waits.
-if redis.call('EXISTS', KEYS[1], KEYS[3]) == 0 then
+-- Fast path: nobody holds the key, nobody waits, nobody gave up.
+if redis.call('EXISTS', KEYS[1], KEYS[3], KEYS[5]) == 0 then
   local fence = redis.call('INCR', KEYS[2])
   redis.call('SET', KEYS[1], fence .. ' ' .. ARGV[1], 'PX', ARGV[2])
   return {1, fence}
+end
+
+if redis.call('DEL', KEYS[5]) == 1 then
+  return {0, 0} -- the caller has gone; nobody reads this
 end
 
 local t = redis.call('TIME')

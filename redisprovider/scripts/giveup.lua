@@ -1,0 +1,30 @@
+-- A caller gives up on a key after a failed or abandoned acquire: leave the
+-- queue; if ARGV[4] is '1' (its last try's reply was lost), free the lock
+-- if that try did take it, or, if that try has not run yet, leave a
+-- tombstone so that it will refuse when it does; and if the key is free
+-- now, wake the next waiter.
+-- KEYS[1] lock, KEYS[2] waiter queue, KEYS[3] waiter deadlines,
+-- KEYS[4] the token's tombstone.
+-- ARGV[1] token, ARGV[2] wake-up channel, ARGV[3] key, ARGV[4] '1' or '0',
+-- ARGV[5] the tombstone's TTL in ms (the TTL the lost try asked for).
+-- Returns 1.
+local wasHead = redis.call('LINDEX', KEYS[2], 0) == ARGV[1]
+redis.call('LREM', KEYS[2], 0, ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+local v = redis.call('GET', KEYS[1])
+local held = false
+if ARGV[4] == '1' then
+  held = v and string.sub(v, string.find(v, ' ', 1, true) + 1) == ARGV[1]
+  if held then
+    redis.call('DEL', KEYS[1])
+  else
+    redis.call('SET', KEYS[4], '1', 'PX', ARGV[5])
+  end
+end
+if held or (wasHead and not v) then
+  local head = redis.call('LINDEX', KEYS[2], 0)
+  if head then
+    redis.call('PUBLISH', ARGV[2], #head .. ':' .. head .. ARGV[3])
+  end
+end
+return 1
