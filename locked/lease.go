@@ -58,6 +58,16 @@ func (l *Lease) Key() string {
 	return l.key
 }
 
+// StoreKey returns the key as the provider sees it: with the Service's
+// namespace prefix. Stores that check a proof inside their own writes (a
+// Redis repository's script) need it; other callers want Key.
+func (l *Lease) StoreKey() string {
+	if l == nil || l.svc == nil {
+		return ""
+	}
+	return l.svc.prefix + l.key
+}
+
 // Token returns the lease's token, unique to this lease.
 func (l *Lease) Token() string {
 	if l == nil {

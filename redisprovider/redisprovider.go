@@ -145,6 +145,16 @@ func New(c redis.UniversalClient, opts *Options) (*Provider, error) {
 	}, nil
 }
 
+// LockKey returns the Redis key that holds key's lock, as the string
+// "<fence> <token>" while held. A store that keeps data beside the lock
+// can check a proof in the same script as its write: its keys must share
+// the lock key's hash tag (append a suffix to LockKey) to stay in one
+// Cluster slot.
+func (p *Provider) LockKey(key string) string {
+	lock, _, _, _ := p.keys(key)
+	return lock
+}
+
 // keys returns the Redis keys of key: the lock, its fence counter, its
 // waiter queue and the waiters' deadlines. All share one hash tag: {key},
 // or, for a key with braces (which would end or empty the tag), a hash of
