@@ -43,6 +43,19 @@ func TestConformanceCluster(t *testing.T) {
 	})
 }
 
+func TestConformanceSentinel(t *testing.T) {
+	master := redistest.Server(t)
+	c := redistest.FailoverClient(t, redistest.Sentinel(t, master))
+	providertest.Run(t, func(t *testing.T) provider.Provider {
+		p, err := redisprovider.New(c, slowPoll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		return p
+	})
+}
+
 func TestConformanceRedlock(t *testing.T) {
 	nodes := redistest.Servers(t, 3)
 	clients := make([]redis.UniversalClient, len(nodes))

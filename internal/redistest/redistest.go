@@ -64,6 +64,7 @@ type Option func(*config)
 type config struct {
 	args    []string // extra redis-server arguments
 	busPort bool     // pick a second port for --cluster-port
+	conf    string   // config file contents, passed first; for Sentinel
 }
 
 // Args appends extra redis-server arguments, such as
@@ -80,6 +81,7 @@ type Node struct {
 	dir     string   // the server's --dir and log file
 	port    int      // set before Server returns, then fixed
 	busPort int      // --cluster-port if config.busPort, else 0; fixed likewise
+	conf    string   // config file path, before all arguments; "" for none
 	args    []string // full argument list, without the port
 
 	mu       sync.Mutex    // guards cmd, done and logShown
@@ -97,6 +99,12 @@ func Server(t testing.TB, opts ...Option) *Node {
 		o(&c)
 	}
 	n := &Node{bin: Require(t), dir: t.TempDir()}
+	if c.conf != "" {
+		n.conf = filepath.Join(n.dir, "redis.conf")
+		if err := os.WriteFile(n.conf, []byte(c.conf), 0o644); err != nil {
+			t.Fatalf("redistest: %v", err)
+		}
+	}
 	// Registered after t.TempDir, so it runs before the directory is removed.
 	t.Cleanup(func() {
 		if err := n.stop(); err != nil {
@@ -224,7 +232,11 @@ func (n *Node) start() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(n.bin, append([]string{"--port", strconv.Itoa(n.port)}, n.args...)...)
+	args := append([]string{"--port", strconv.Itoa(n.port)}, n.args...)
+	if n.conf != "" {
+		args = append([]string{n.conf}, args...)
+	}
+	cmd := exec.Command(n.bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf // files, so exec starts no copying goroutines
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {

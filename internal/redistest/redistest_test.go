@@ -161,3 +161,18 @@ func TestCluster(t *testing.T) {
 		}
 	}
 }
+
+func TestSentinel(t *testing.T) {
+	t.Parallel()
+	master := redistest.Server(t)
+	s := redistest.Sentinel(t, master)
+	c := redistest.FailoverClient(t, s)
+	ctx := t.Context()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("SET through the failover client: %v", err)
+	}
+	got, err := master.Client(t).Get(ctx, "k").Result()
+	if err != nil || got != "v" {
+		t.Fatalf("GET on the master = %q, %v; want the value written through the sentinel", got, err)
+	}
+}
