@@ -237,6 +237,7 @@ func ExampleLease_Handle() {
 		return
 	}
 	data, _ := json.Marshal(lease.Handle()) // hand this to the other process
+	lease.Detach()                          // and stop using the lease here
 
 	consumer, _ := locked.New(p, nil)
 	defer consumer.Close()

@@ -301,11 +301,38 @@ type Handle struct {
 	Fence uint64 `json:"fence"`
 }
 
-// Handle returns the lease's handle. The lease stays open here; the usual
-// pattern is to Restore it elsewhere and stop using it here without
-// releasing it.
+// Handle returns the lease's handle. The lease stays open here: to hand it
+// over, Detach it after sending the handle, so that neither this lease nor
+// Service.Close releases what the other process now holds.
 func (l *Lease) Handle() Handle {
 	return Handle{Key: l.Key(), Token: l.Token(), Fence: l.Fence()}
+}
+
+var errDetached = fmt.Errorf("%w: lease handed over (detached)", ErrNotHeld)
+
+// Detach ends the lease here without releasing it in the store: its
+// renewal stops, its Context ends (cause ErrNotHeld), the Service forgets
+// it, and later calls fail with ErrNotHeld (Close returns nil). The hold
+// stays until whoever restored its Handle releases it, or its TTL runs out.
+func (l *Lease) Detach() {
+	if l == nil || l.svc == nil {
+		return
+	}
+	l.mu.Lock()
+	if l.released {
+		l.mu.Unlock()
+		return
+	}
+	l.released = true
+	l.timer.Stop()
+	stop, done := l.renewStop, l.renewDone
+	l.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
+	}
+	l.cancel(errDetached)
+	l.svc.forget(l)
 }
 
 // Restore returns a lease for h if the store confirms that h's token still

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/lockproof/lockproof/locked"
+	"github.com/lockproof/lockproof/memprovider"
 )
 
 // renewTTL is the TTL of auto-renewed leases: renewal runs every third of
@@ -543,4 +544,46 @@ func TestRestoreAutoRenew(t *testing.T) {
 	requireHeld(t, s1, key)
 	require.NoError(t, r.Close())
 	requireFree(t, s1, key)
+}
+
+// TestDetach: a detached lease keeps its hold in the store (the restored
+// lease releases it), ends locally, and is not released by Service.Close.
+func TestDetach(t *testing.T) {
+	p := memprovider.New()
+	t.Cleanup(func() { p.Close() })
+	ctx := context.Background()
+	a, err := locked.New(p, nil)
+	require.NoError(t, err)
+	b, err := locked.New(p, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+
+	l, err := a.Acquire(ctx, "detach", locked.WithAutoRenew(), locked.WithTTL(time.Minute))
+	require.NoError(t, err)
+	h := l.Handle()
+	l.Detach()
+	l.Detach() // idempotent
+
+	require.Error(t, l.Context().Err(), "a detached lease's Context ends")
+	assert.ErrorIs(t, context.Cause(l.Context()), locked.ErrNotHeld)
+	assert.ErrorIs(t, l.Extend(ctx, 0), locked.ErrNotHeld)
+	assert.ErrorIs(t, l.Release(ctx), locked.ErrNotHeld)
+	assert.NoError(t, l.Close())
+	assert.Equal(t, 0, a.Held())
+
+	require.NoError(t, a.Close()) // must not release the handed-over hold
+	st, err := b.State(ctx, "detach")
+	require.NoError(t, err)
+	assert.Equal(t, locked.HeldByOther, st.Status, "the hold survives Detach and the old Service's Close")
+
+	r, err := b.Restore(ctx, h)
+	require.NoError(t, err)
+	require.NoError(t, r.Release(ctx))
+	held, err := b.IsLocked(ctx, "detach")
+	require.NoError(t, err)
+	assert.False(t, held)
+
+	var zero locked.Lease
+	zero.Detach() // no panic
+	(*locked.Lease)(nil).Detach()
 }

@@ -1,0 +1,64 @@
+package redisrepo_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lockproof/lockproof/locked"
+	"github.com/lockproof/lockproof/redisprovider"
+	"github.com/lockproof/lockproof/repository/redisrepo"
+)
+
+// Account is an entity: its lock key is "account:" + Number.
+type Account struct {
+	Number  string
+	Balance int64
+}
+
+func (*Account) Kind() string { return "account" }
+func (a *Account) ID() string { return a.Number }
+
+// A Redis repository beside a Redis provider: lock, load, modify, save.
+// Save checks the proof's token and fence in the same script as the write.
+// (This example needs a Redis server, so it is compiled but not run.)
+func ExampleNew() {
+	ctx := context.Background()
+
+	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379", ContextTimeoutEnabled: true})
+	defer rdb.Close() // last
+
+	p, err := redisprovider.New(rdb, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close() // after the Service
+
+	svc, err := locked.New(p, &locked.Options{Namespace: "bank"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer svc.Close()
+
+	// The same Namespace as the Service's.
+	accounts, err := redisrepo.New[*Account](rdb, p, &redisrepo.Options{Namespace: "bank"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := accounts.Insert(ctx, &Account{Number: "42", Balance: 100}); err != nil {
+		log.Fatal(err) // errors.Is(err, repository.ErrExists) if it was there
+	}
+
+	l, err := locked.Load(ctx, svc, accounts, "42")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	l.Entity().Balance -= 30
+	if err := accounts.Save(ctx, l); err != nil {
+		log.Fatal(err) // errors.Is(err, locked.ErrNotHeld) if the lock was lost
+	}
+	fmt.Println("balance", l.Entity().Balance)
+}
