@@ -35,6 +35,7 @@ var headline = []string{
 	"handoff_maxwait_vs_fair",
 	"mem_uncontended_vs_syncmutex",
 	"redlock3_vs_redsync3",
+	"entity_cycle_vs_floor",
 }
 
 // TestCompareQuick runs the whole comparison in its quick form and checks

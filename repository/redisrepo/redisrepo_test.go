@@ -1,7 +1,6 @@
 package redisrepo_test
 
 import (
-	"context"
 	"errors"
 	"strconv"
 	"testing"
@@ -92,7 +91,7 @@ func conformance(t *testing.T, c redis.UniversalClient, namespace string) {
 		},
 		NewService: func(t *testing.T) *locked.Service { return newService(t, p, namespace) },
 		Workers:    8,
-		Cycles:     150,
+		Cycles:     500,
 		Timeout:    30 * time.Second,
 	}.Run(t)
 }
@@ -324,7 +323,7 @@ func TestUnavailable(t *testing.T) {
 	e := insert(t, s, 1)
 	l := load(t, s.svc, s.repo, e.Key)
 
-	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialerRetries: 1})
 	defer down.Close()
 	repo := newRepo(t, down, s.p, "")
 	ctx := t.Context()
@@ -358,5 +357,3 @@ func TestScriptFlushed(t *testing.T) {
 	}
 	wantN(t, s, e.Key, 2, "after Save")
 }
-
-var _ = context.Background
