@@ -170,8 +170,8 @@ func (p *Provider) keys(key string) (lock, fence, queue, alive string) {
 	return lock, lock + ":fence", lock + ":queue", lock + ":alive"
 }
 
-// storeError classifies an error from Redis: the caller's context ending is
-// reported as such (and as unavailable), anything else as unavailable.
+// storeError wraps an error from Redis as ErrUnavailable, keeping the
+// cause (a context error stays matchable too).
 func storeError(err error) error {
 	if errors.Is(err, provider.ErrClosed) {
 		return err
