@@ -202,7 +202,7 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 			}
 			granted = append(granted, i)
 			fence = max(fence, x.g.Fence)
-		case errors.Is(x.err, provider.ErrNotAcquired) && x.holderTTL >= 0:
+		case refused(x.err) && x.holderTTL >= 0: // not a node that timed out
 			if holderTTL < 0 || x.holderTTL < holderTTL {
 				holderTTL = x.holderTTL
 			}
