@@ -181,18 +181,8 @@ func (l *Lease) Release(ctx context.Context) error {
 	if l == nil || l.svc == nil {
 		return opError("release", l.Key(), fmt.Errorf("%w: zero or nil lease", ErrNotHeld))
 	}
-	l.mu.Lock()
-	if l.released {
-		l.mu.Unlock()
+	if !l.finish() {
 		return opError("release", l.key, errReleased)
-	}
-	l.released = true
-	l.timer.Stop()
-	stop, done := l.renewStop, l.renewDone
-	l.mu.Unlock()
-	if stop != nil {
-		close(stop)
-		<-done
 	}
 	lapsed := context.Cause(l.ctx)
 	err := l.svc.p.Release(ctx, l.svc.prefix+l.key, l.token)
@@ -318,10 +308,20 @@ func (l *Lease) Detach() {
 	if l == nil || l.svc == nil {
 		return
 	}
+	if l.finish() {
+		l.cancel(errDetached)
+		l.svc.forget(l)
+	}
+}
+
+// finish marks the lease released, stops its expiry timer and its renewal
+// (waiting for the goroutine), and reports whether this call did it: only
+// the first of Release, Close and Detach goes on to end the lease.
+func (l *Lease) finish() bool {
 	l.mu.Lock()
 	if l.released {
 		l.mu.Unlock()
-		return
+		return false
 	}
 	l.released = true
 	l.timer.Stop()
@@ -331,8 +331,7 @@ func (l *Lease) Detach() {
 		close(stop)
 		<-done
 	}
-	l.cancel(errDetached)
-	l.svc.forget(l)
+	return true
 }
 
 // Restore returns a lease for h if the store confirms that h's token still
