@@ -121,6 +121,11 @@ func (l *Lease) Check(ctx context.Context) error {
 	if err := l.alive(); err != nil {
 		return opError("check", l.Key(), err)
 	}
+	return l.checkStore(ctx)
+}
+
+// checkStore is the store's half of Check, for a lease known to be alive.
+func (l *Lease) checkStore(ctx context.Context) error {
 	st, err := l.svc.p.State(ctx, l.svc.prefix+l.key)
 	if err != nil {
 		return opError("check", l.key, err)

@@ -70,13 +70,28 @@ func (l *Locked[T]) Context() context.Context { return l.Lease().Context() }
 // time (ErrNotHeld if the lease had lapsed) and nil afterwards.
 func (l *Locked[T]) Close() error { return l.Lease().Close() }
 
-// Check verifies the proof for a write: it is real and open, its entity
-// still has the identity that was locked, and the store confirms the token
-// and fence. Repositories call it before writing; it returns nil or an error
-// matching ErrNotHeld (or the store's error).
+// Check verifies the proof for a write: CheckLocal, then the store
+// confirms the token and fence. Repositories call it before writing; it
+// returns nil or an error matching ErrNotHeld (or the store's error).
 func (l *Locked[T]) Check(ctx context.Context) error {
+	if err := l.CheckLocal(); err != nil {
+		return err
+	}
+	return l.lease.checkStore(ctx)
+}
+
+// CheckLocal verifies what can be known without the store: the proof is
+// real, its lease has not ended here (released, lapsed, lost, detached),
+// and its entity still has the identity that was locked. A store that
+// checks the token and fence inside its own write (redisrepo's script)
+// calls this instead of Check. It returns nil or an error matching
+// ErrNotHeld.
+func (l *Locked[T]) CheckLocal() error {
 	if l == nil || l.lease == nil {
 		return opError("check", "", fmt.Errorf("%w: zero or nil proof", ErrNotHeld))
+	}
+	if err := l.lease.alive(); err != nil {
+		return opError("check", l.lease.Key(), err)
 	}
 	key, err := persistent.KeyOf(l.entity)
 	if err != nil {
@@ -85,7 +100,7 @@ func (l *Locked[T]) Check(ctx context.Context) error {
 	if key != l.lease.key {
 		return opError("check", l.lease.key, fmt.Errorf("%w: entity identity changed to %q", ErrNotHeld, key))
 	}
-	return l.lease.Check(ctx)
+	return nil
 }
 
 // Finder loads entities by ID; every repository is one.

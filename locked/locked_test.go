@@ -586,3 +586,34 @@ func TestZeroAndNilLocked(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckLocal: CheckLocal answers from what this process knows, without
+// the store; Check also asks the store. A force-release that the holder has
+// not noticed yet tells them apart.
+func TestCheckLocal(t *testing.T) {
+	p := newProvider(t)
+	s := newService(t, p, nil)
+	ctx := t.Context()
+	e := &account{Num: uniqueKey(t, "1")}
+	l, err := locked.Acquire(ctx, s, e)
+	require.NoError(t, err)
+	require.NoError(t, l.CheckLocal())
+	require.NoError(t, l.Check(ctx))
+
+	_, err = s.ForceRelease(ctx, l.Key())
+	require.NoError(t, err)
+	assert.NoError(t, l.CheckLocal(), "nothing local has changed")
+	assert.ErrorIs(t, l.Check(ctx), locked.ErrNotHeld, "the store no longer has it")
+
+	num := e.Num
+	e.Num = "other"
+	assert.ErrorIs(t, l.CheckLocal(), locked.ErrNotHeld, "identity changed")
+	e.Num = num
+	require.NoError(t, l.CheckLocal())
+	require.ErrorIs(t, l.Close(), locked.ErrNotHeld)
+	assert.ErrorIs(t, l.CheckLocal(), locked.ErrNotHeld, "closed")
+
+	var zero locked.Locked[*account]
+	assert.ErrorIs(t, zero.CheckLocal(), locked.ErrNotHeld)
+	assert.ErrorIs(t, (*locked.Locked[*account])(nil).CheckLocal(), locked.ErrNotHeld)
+}

@@ -247,31 +247,22 @@ func (r *Repository[T]) write(ctx context.Context, op string, l *locked.Locked[T
 	return idError(op, id, fmt.Errorf("%w: write script returned %d", locked.ErrUnavailable, n))
 }
 
-// proofKey does the local part of Locked.Check and returns the proof's lock
-// key as the provider sees it, or an error matching locked.ErrNotHeld: for
+// proofKey runs Locked.CheckLocal (the script does the store's part) and
+// returns the proof's lock key as the provider sees it, or an error matching locked.ErrNotHeld: for
 // a nil or zero proof, a lease that has ended (released, lapsed or lost),
 // an entity whose identity changed, or a proof from a Service whose
 // namespace is not the repository's (then also locked.ErrInvalid).
 func (r *Repository[T]) proofKey(l *locked.Locked[T]) (string, error) {
+	if err := l.CheckLocal(); err != nil {
+		return "", err
+	}
 	lease := l.Lease()
-	if lease == nil || lease.StoreKey() == "" {
-		return "", fmt.Errorf("%w: zero or nil proof", locked.ErrNotHeld)
-	}
-	if err := context.Cause(lease.Context()); err != nil {
-		return "", fmt.Errorf("%w: %w", locked.ErrNotHeld, err)
-	}
-	key, err := persistent.KeyOf(l.Entity())
-	if err != nil {
-		return "", fmt.Errorf("%w: %w", locked.ErrNotHeld, err)
-	}
-	if key != lease.Key() {
-		return "", fmt.Errorf("%w: entity identity changed from %q to %q", locked.ErrNotHeld, lease.Key(), key)
-	}
-	if storeKey := lease.StoreKey(); storeKey != r.prefix+key {
+	want := r.prefix + lease.Key()
+	if storeKey := lease.StoreKey(); storeKey != want {
 		return "", fmt.Errorf("%w: %w: the proof locks %q in the store, the repository expects %q: Options.Namespace must equal the Service's",
-			locked.ErrNotHeld, locked.ErrInvalid, storeKey, r.prefix+key)
+			locked.ErrNotHeld, locked.ErrInvalid, storeKey, want)
 	}
-	return r.prefix + key, nil
+	return want, nil
 }
 
 // DeleteByID implements repository.Repository: one DEL, idempotent. An
