@@ -196,12 +196,13 @@ func refused(err error) bool {
 		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
-// usable reports ErrClosed after Close, else the first argument error.
-func (p *Provider) usable(argErrs ...error) error {
+// usable returns the first argument error, else ErrClosed if closed is
+// set: the entry check of every Provider and Redlock method.
+func usable(closed *atomic.Bool, argErrs ...error) error {
 	if err := cmp.Or(argErrs...); err != nil {
 		return err
 	}
-	if p.closed.Load() {
+	if closed.Load() {
 		return provider.ErrClosed
 	}
 	return nil
@@ -249,7 +250,7 @@ func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration
 
 // TryAcquire implements provider.Provider.
 func (p *Provider) TryAcquire(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
-	if err := p.usable(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
+	if err := usable(&p.closed, provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
 		return provider.Grant{}, err
 	}
 	g, _, err := p.try(ctx, key, token, ttl, tryOnce)
@@ -262,7 +263,7 @@ func (p *Provider) TryAcquire(ctx context.Context, key, token string, ttl time.D
 // Acquire implements provider.Provider. It retries when a release of key is
 // published, when the holder's TTL runs out, and at the fallback interval.
 func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
-	if err := p.usable(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
+	if err := usable(&p.closed, provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
 		return provider.Grant{}, err
 	}
 	if ctx.Err() != nil {
@@ -403,7 +404,7 @@ func waitLoop(ctx context.Context, wake <-chan struct{}, poll time.Duration, try
 
 // Release implements provider.Provider.
 func (p *Provider) Release(ctx context.Context, key, token string) error {
-	if err := p.usable(provider.CheckKey(key), provider.CheckToken(token)); err != nil {
+	if err := usable(&p.closed, provider.CheckKey(key), provider.CheckToken(token)); err != nil {
 		return err
 	}
 	freed, err := p.release(ctx, key, token)
@@ -425,7 +426,7 @@ func (p *Provider) release(ctx context.Context, key, token string) (bool, error)
 
 // Extend implements provider.Provider.
 func (p *Provider) Extend(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
-	if err := p.usable(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
+	if err := usable(&p.closed, provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
 		return provider.Grant{}, err
 	}
 	lock, _, _, _ := p.keys(key)
@@ -442,7 +443,7 @@ func (p *Provider) Extend(ctx context.Context, key, token string, ttl time.Durat
 
 // State implements provider.Provider.
 func (p *Provider) State(ctx context.Context, key string) (provider.State, error) {
-	if err := p.usable(provider.CheckKey(key)); err != nil {
+	if err := usable(&p.closed, provider.CheckKey(key)); err != nil {
 		return provider.State{}, err
 	}
 	lock, _, _, _ := p.keys(key)
@@ -464,7 +465,7 @@ func (p *Provider) State(ctx context.Context, key string) (provider.State, error
 
 // ForceRelease implements provider.Provider.
 func (p *Provider) ForceRelease(ctx context.Context, key string) (bool, error) {
-	if err := p.usable(provider.CheckKey(key)); err != nil {
+	if err := usable(&p.closed, provider.CheckKey(key)); err != nil {
 		return false, err
 	}
 	return p.release(ctx, key, "")

@@ -136,21 +136,19 @@ func (r *Redlock) timeout(ttl time.Duration) time.Duration {
 	return max(min(r.nodeTimeout, ttl/3), time.Millisecond)
 }
 
-// validity returns how long a hold taken at start with ttl stays valid now.
-func (r *Redlock) validity(start time.Time, ttl time.Duration) time.Duration {
-	return ttl - time.Since(start) - time.Duration(float64(ttl)*r.drift) - 2*time.Millisecond
+// allowance is the clock-drift allowance for a hold of ttl.
+func (r *Redlock) allowance(ttl time.Duration) time.Duration {
+	return time.Duration(float64(ttl)*r.drift) + 2*time.Millisecond
 }
 
-func (r *Redlock) usable(argErrs ...error) error {
-	for _, err := range argErrs {
-		if err != nil {
-			return err
-		}
-	}
-	if r.closed.Load() {
-		return provider.ErrClosed
-	}
-	return nil
+// validity returns how long a hold taken at start with ttl stays valid now.
+func (r *Redlock) validity(start time.Time, ttl time.Duration) time.Duration {
+	return ttl - time.Since(start) - r.allowance(ttl)
+}
+
+// grant is the Grant of a quorum hold taken at start.
+func (r *Redlock) grant(fence uint64, start time.Time, ttl time.Duration) provider.Grant {
+	return provider.Grant{Fence: fence, Expires: start.Add(ttl - r.allowance(ttl))}
 }
 
 // unavailable reports that failures alone left fewer than a quorum of
@@ -213,8 +211,7 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 		ok = r.raise(ctx, key, token, fence, granted, ttl) && r.validity(start, ttl) > 0
 	}
 	if ok {
-		drift := time.Duration(float64(ttl)*r.drift) + 2*time.Millisecond
-		return provider.Grant{Fence: fence, Expires: start.Add(ttl - drift)}, 0, nil
+		return r.grant(fence, start, ttl), 0, nil
 	}
 	if len(granted) > 0 || slices.ContainsFunc(errs, func(err error) bool {
 		return err != nil && !refused(err)
@@ -260,7 +257,7 @@ func (r *Redlock) rollback(ctx context.Context, key, token string, ttl time.Dura
 
 // TryAcquire implements provider.Provider.
 func (r *Redlock) TryAcquire(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
-	if err := r.usable(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
+	if err := usable(&r.closed, provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
 		return provider.Grant{}, err
 	}
 	g, _, err := r.try(ctx, key, token, ttl, tryOnce)
@@ -270,7 +267,7 @@ func (r *Redlock) TryAcquire(ctx context.Context, key, token string, ttl time.Du
 // Acquire implements provider.Provider. A release published by any node
 // wakes the waiter.
 func (r *Redlock) Acquire(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
-	if err := r.usable(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
+	if err := usable(&r.closed, provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
 		return provider.Grant{}, err
 	}
 	if ctx.Err() != nil {
@@ -301,7 +298,7 @@ func (r *Redlock) Acquire(ctx context.Context, key, token string, ttl time.Durat
 // Release implements provider.Provider. It frees token's hold on every
 // node; it returns ErrNotHeld unless a majority had it.
 func (r *Redlock) Release(ctx context.Context, key, token string) error {
-	if err := r.usable(provider.CheckKey(key), provider.CheckToken(token)); err != nil {
+	if err := usable(&r.closed, provider.CheckKey(key), provider.CheckToken(token)); err != nil {
 		return err
 	}
 	return r.releaseAll(ctx, key, token)
@@ -332,7 +329,7 @@ func (r *Redlock) releaseAll(ctx context.Context, key, token string) error {
 
 // Extend implements provider.Provider.
 func (r *Redlock) Extend(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
-	if err := r.usable(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
+	if err := usable(&r.closed, provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
 		return provider.Grant{}, err
 	}
 	start := time.Now()
@@ -357,8 +354,7 @@ func (r *Redlock) Extend(ctx context.Context, key, token string, ttl time.Durati
 		}
 	}
 	if extended >= r.quorum && r.validity(start, ttl) > 0 {
-		drift := time.Duration(float64(ttl)*r.drift) + 2*time.Millisecond
-		return provider.Grant{Fence: fence, Expires: start.Add(ttl - drift)}, nil
+		return r.grant(fence, start, ttl), nil
 	}
 	if err := r.unavailable(errs); err != nil {
 		return provider.Grant{}, err
@@ -369,7 +365,7 @@ func (r *Redlock) Extend(ctx context.Context, key, token string, ttl time.Durati
 // State implements provider.Provider. A key is held if a majority of nodes
 // agree on its token; the TTL reported is the time the majority lasts.
 func (r *Redlock) State(ctx context.Context, key string) (provider.State, error) {
-	if err := r.usable(provider.CheckKey(key)); err != nil {
+	if err := usable(&r.closed, provider.CheckKey(key)); err != nil {
 		return provider.State{}, err
 	}
 	type result struct {
@@ -411,7 +407,7 @@ func (r *Redlock) State(ctx context.Context, key string) (provider.State, error)
 // ForceRelease implements provider.Provider. It reports whether any node
 // had the key.
 func (r *Redlock) ForceRelease(ctx context.Context, key string) (bool, error) {
-	if err := r.usable(provider.CheckKey(key)); err != nil {
+	if err := usable(&r.closed, provider.CheckKey(key)); err != nil {
 		return false, err
 	}
 	type result struct {
