@@ -5,17 +5,13 @@ package redisprovider_test
 // Redis counter by read-modify-write under the lock. The increment is done
 // in Go (GET, then SET), not by INCR, so only the lock keeps it correct.
 //
-// The parent re-executes its own binary with -test.run selecting
-// TestCrossProcessWorker and LOCKPROOF_CROSSPROC_WORKER=1 in the
-// environment, as the standard library's os/exec tests do.
+// The workers are copies of this test binary started by proctest.Run.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -23,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockproof/lockproof/internal/proctest"
 	"github.com/lockproof/lockproof/internal/redistest"
 	"github.com/lockproof/lockproof/locked"
 	"github.com/lockproof/lockproof/redisprovider"
@@ -30,7 +27,6 @@ import (
 
 // Environment of a worker process.
 const (
-	envWorker = "LOCKPROOF_CROSSPROC_WORKER" // "1" in a worker
 	envAddr   = "LOCKPROOF_CROSSPROC_ADDR"   // the Redis server
 	envKey    = "LOCKPROOF_CROSSPROC_KEY"    // the lock key; the counter is key+":counter"
 	envMode   = "LOCKPROOF_CROSSPROC_MODE"   // "provider" or "service"
@@ -57,35 +53,12 @@ func TestCrossProcess(t *testing.T) {
 	for _, mode := range []string{"provider", "service"} {
 		t.Run(mode, func(t *testing.T) {
 			key := uniqueKey(t, "k")
-			cmds := make([]*exec.Cmd, crossProcesses)
-			outs := make([]*bytes.Buffer, crossProcesses)
-			for i := range cmds {
-				cmd := exec.CommandContext(ctx, os.Args[0],
-					"-test.run=^TestCrossProcessWorker$", "-test.count=1", "-test.v",
-					"-test.timeout="+crossBound.String())
-				cmd.Env = append(os.Environ(),
-					envWorker+"=1",
-					envAddr+"="+node.Addr(),
-					envKey+"="+key,
-					envMode+"="+mode,
-					envCycles+"="+strconv.Itoa(crossCycles),
-				)
-				outs[i] = new(bytes.Buffer)
-				cmd.Stdout, cmd.Stderr = outs[i], outs[i]
-				cmd.WaitDelay = 10 * time.Second // bounds Wait if a child leaves pipes open
-				if err := cmd.Start(); err != nil {
-					t.Fatalf("start worker %d: %v", i, err)
-				}
-				cmds[i] = cmd
-			}
-			for i, cmd := range cmds {
-				if err := cmd.Wait(); err != nil {
-					t.Errorf("worker %d: %v\n%s", i, err, outs[i])
-				}
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("workers did not finish within %v", crossBound)
-			}
+			proctest.Run(ctx, t, crossProcesses, "TestCrossProcessWorker",
+				envAddr+"="+node.Addr(),
+				envKey+"="+key,
+				envMode+"="+mode,
+				envCycles+"="+strconv.Itoa(crossCycles),
+			)
 			got, err := rdb.Get(ctx, key+":counter").Int()
 			if err != nil {
 				t.Fatalf("GET counter: %v", err)
@@ -100,7 +73,7 @@ func TestCrossProcess(t *testing.T) {
 // TestCrossProcessWorker is the body of one worker process of
 // TestCrossProcess; run directly, it does nothing.
 func TestCrossProcessWorker(t *testing.T) {
-	if os.Getenv(envWorker) != "1" {
+	if !proctest.IsWorker(t.Name()) {
 		return // not a worker
 	}
 	cycles, err := strconv.Atoi(os.Getenv(envCycles))

@@ -5,15 +5,11 @@ package redisrepo_test
 // Repository, run locked.Load → N++ → Save → Close on one entity. Only the
 // lock and the script's check keep the count exact.
 //
-// The parent re-executes its own binary with -test.run selecting
-// TestCrossProcessWorker and LOCKPROOF_REDISREPO_WORKER=1 in the
-// environment, as redisprovider's cross-process test does.
+// The workers are copies of this test binary started by proctest.Run.
 
 import (
-	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -21,6 +17,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lockproof/lockproof/internal/proctest"
 	"github.com/lockproof/lockproof/internal/redistest"
 	"github.com/lockproof/lockproof/locked"
 	"github.com/lockproof/lockproof/redisprovider"
@@ -29,7 +26,6 @@ import (
 
 // Environment of a worker process.
 const (
-	envWorker = "LOCKPROOF_REDISREPO_WORKER" // "1" in a worker
 	envAddr   = "LOCKPROOF_REDISREPO_ADDR"   // the Redis server
 	envID     = "LOCKPROOF_REDISREPO_ID"     // the entity's ID
 	envCycles = "LOCKPROOF_REDISREPO_CYCLES" // increments to make
@@ -54,41 +50,18 @@ func TestCrossProcess(t *testing.T) {
 	defer cancel()
 	id := insert(t, s, 0).Key
 
-	cmds := make([]*exec.Cmd, crossProcesses)
-	outs := make([]*bytes.Buffer, crossProcesses)
-	for i := range cmds {
-		cmd := exec.CommandContext(ctx, os.Args[0],
-			"-test.run=^TestCrossProcessWorker$", "-test.count=1", "-test.v",
-			"-test.timeout="+crossBound.String())
-		cmd.Env = append(os.Environ(),
-			envWorker+"=1",
-			envAddr+"="+node.Addr(),
-			envID+"="+id,
-			envCycles+"="+strconv.Itoa(crossCycles),
-		)
-		outs[i] = new(bytes.Buffer)
-		cmd.Stdout, cmd.Stderr = outs[i], outs[i]
-		cmd.WaitDelay = 10 * time.Second // bounds Wait if a child leaves pipes open
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start worker %d: %v", i, err)
-		}
-		cmds[i] = cmd
-	}
-	for i, cmd := range cmds {
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("worker %d: %v\n%s", i, err, outs[i])
-		}
-	}
-	if ctx.Err() != nil {
-		t.Fatalf("workers did not finish within %v", crossBound)
-	}
+	proctest.Run(ctx, t, crossProcesses, "TestCrossProcessWorker",
+		envAddr+"="+node.Addr(),
+		envID+"="+id,
+		envCycles+"="+strconv.Itoa(crossCycles),
+	)
 	wantN(t, s, id, crossProcesses*crossCycles, "after every worker's cycles")
 }
 
 // TestCrossProcessWorker is the body of one worker process of
 // TestCrossProcess; run directly, it does nothing.
 func TestCrossProcessWorker(t *testing.T) {
-	if os.Getenv(envWorker) != "1" {
+	if !proctest.IsWorker(t.Name()) {
 		return // not a worker
 	}
 	cycles, err := strconv.Atoi(os.Getenv(envCycles))
