@@ -22,24 +22,14 @@ var slowPoll = &redisprovider.Options{PollInterval: time.Minute}
 func TestConformanceSingleNode(t *testing.T) {
 	c := redistest.Server(t).Client(t)
 	providertest.Run(t, func(t *testing.T) provider.Provider {
-		p, err := redisprovider.New(c, slowPoll)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { p.Close() })
-		return p
+		return newProvider(t, c, slowPoll)
 	})
 }
 
 func TestConformanceCluster(t *testing.T) {
 	c := redistest.Cluster(t, 3).Client(t)
 	providertest.Run(t, func(t *testing.T) provider.Provider {
-		p, err := redisprovider.New(c, slowPoll)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { p.Close() })
-		return p
+		return newProvider(t, c, slowPoll)
 	})
 }
 
@@ -47,12 +37,7 @@ func TestConformanceSentinel(t *testing.T) {
 	master := redistest.Server(t)
 	c := redistest.FailoverClient(t, redistest.Sentinel(t, master))
 	providertest.Run(t, func(t *testing.T) provider.Provider {
-		p, err := redisprovider.New(c, slowPoll)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { p.Close() })
-		return p
+		return newProvider(t, c, slowPoll)
 	})
 }
 
@@ -63,11 +48,6 @@ func TestConformanceRedlock(t *testing.T) {
 		clients[i] = n.Client(t)
 	}
 	providertest.Run(t, func(t *testing.T) provider.Provider {
-		p, err := redisprovider.NewRedlock(clients, &redisprovider.RedlockOptions{Options: *slowPoll})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { p.Close() })
-		return p
+		return newRedlock(t, clients, &redisprovider.RedlockOptions{Options: *slowPoll})
 	})
 }
