@@ -27,8 +27,14 @@ var (
 	// ErrClosed: the Service (or its provider) was closed.
 	ErrClosed = provider.ErrClosed
 
-	// ErrUnavailable: the store could not be reached.
+	// ErrUnavailable: the store could not be reached before anything was
+	// sent; nothing changed.
 	ErrUnavailable = provider.ErrUnavailable
+
+	// ErrOutcomeUnknown: the request may have reached the store, and its
+	// reply was lost; it may or may not have been applied. It also matches
+	// ErrUnavailable.
+	ErrOutcomeUnknown = provider.ErrOutcomeUnknown
 )
 
 // Error adds the operation and key to an error from the lock store. It

@@ -20,6 +20,7 @@ package provider
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -43,13 +44,26 @@ var (
 	// ErrClosed reports a call on a provider (or service) after Close.
 	ErrClosed = errors.New("lockproof: closed")
 
-	// ErrUnavailable reports that the store could not be reached or did not
-	// answer as expected (for Redlock: no quorum). The outcome of the call
-	// may be unknown: an acquire whose reply was lost is undone on a best
-	// effort basis (its TTL ends it otherwise); Release and Extend are safe
-	// to retry.
+	// ErrUnavailable reports that the store could not be reached, or did
+	// not answer as expected, before the request could have been applied:
+	// nothing changed. An error that matches ErrOutcomeUnknown matches
+	// ErrUnavailable too.
 	ErrUnavailable = errors.New("lockproof: store unavailable")
+
+	// ErrOutcomeUnknown reports a transport failure after the request may
+	// have reached the store (a lost reply, a timeout while waiting for the
+	// answer): the request may or may not have been applied. It also
+	// matches ErrUnavailable, so code that only asks "did the store
+	// answer?" needs one check.
+	ErrOutcomeUnknown error = outcomeUnknown{}
 )
+
+type outcomeUnknown struct{}
+
+func (outcomeUnknown) Error() string { return "lockproof: outcome unknown" }
+
+// Unwrap returns ErrUnavailable.
+func (outcomeUnknown) Unwrap() error { return ErrUnavailable }
 
 // Grant describes a successful acquire or extend.
 type Grant struct {
@@ -172,3 +186,16 @@ type waitError struct{ cause error }
 
 func (e *waitError) Error() string   { return ErrNotAcquired.Error() + ": " + e.cause.Error() }
 func (e *waitError) Unwrap() []error { return []error{ErrNotAcquired, e.cause} }
+
+// Unavailable returns an error for a call that failed before its request
+// could have reached the store: it matches ErrUnavailable and cause.
+func Unavailable(cause error) error {
+	return fmt.Errorf("%w: %w", ErrUnavailable, cause)
+}
+
+// OutcomeUnknown returns an error for a call whose request may have reached
+// the store but whose answer did not come back: it matches
+// ErrOutcomeUnknown, ErrUnavailable and cause.
+func OutcomeUnknown(cause error) error {
+	return fmt.Errorf("%w: %w", ErrOutcomeUnknown, cause)
+}

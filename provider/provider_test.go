@@ -48,3 +48,21 @@ func TestCtxError(t *testing.T) {
 	assert.ErrorIs(t, err, provider.ErrNotAcquired)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 }
+
+func TestOutcomeClasses(t *testing.T) {
+	cause := errors.New("read tcp: i/o timeout")
+
+	unknown := provider.OutcomeUnknown(cause)
+	assert.ErrorIs(t, unknown, provider.ErrOutcomeUnknown)
+	assert.ErrorIs(t, unknown, provider.ErrUnavailable)
+	assert.ErrorIs(t, unknown, cause)
+	assert.Equal(t, "lockproof: outcome unknown: read tcp: i/o timeout", unknown.Error())
+
+	unavailable := provider.Unavailable(cause)
+	assert.ErrorIs(t, unavailable, provider.ErrUnavailable)
+	assert.ErrorIs(t, unavailable, cause)
+	assert.False(t, errors.Is(unavailable, provider.ErrOutcomeUnknown), "unavailable must not claim the request may have applied")
+
+	assert.ErrorIs(t, provider.ErrOutcomeUnknown, provider.ErrUnavailable)
+	assert.False(t, errors.Is(provider.ErrUnavailable, provider.ErrOutcomeUnknown))
+}
