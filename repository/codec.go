@@ -119,4 +119,3 @@ func codecOr(c Codec) Codec {
 	}
 	return c
 }
-
