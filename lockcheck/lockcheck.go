@@ -33,6 +33,7 @@ type checker struct {
 	pass        *analysis.Pass
 	parent      map[ast.Node]ast.Node
 	decls       map[*types.Func]*ast.FuncDecl
+	ignore      map[string]bool // "file:line" of //lockcheck:ignore comments and the lines after them
 	ownsMemo    map[*types.Func][]bool
 	managedMemo map[*types.Func][]bool
 }
@@ -56,10 +57,22 @@ func run(pass *analysis.Pass) (any, error) {
 		pass:        pass,
 		parent:      make(map[ast.Node]ast.Node),
 		decls:       make(map[*types.Func]*ast.FuncDecl),
+		ignore:      make(map[string]bool),
 		ownsMemo:    make(map[*types.Func][]bool),
 		managedMemo: make(map[*types.Func][]bool),
 	}
 	ins := pass.ResultOf[inspect.Analyzer].(*inspector.Inspector)
+	for _, f := range pass.Files {
+		for _, g := range f.Comments {
+			for _, cm := range g.List {
+				if strings.HasPrefix(cm.Text, "//lockcheck:ignore") {
+					p := pass.Fset.Position(cm.Pos())
+					c.ignore[fmt.Sprintf("%s:%d", p.Filename, p.Line)] = true
+					c.ignore[fmt.Sprintf("%s:%d", p.Filename, p.Line+1)] = true
+				}
+			}
+		}
+	}
 	for cur := range ins.Root().Preorder((*ast.File)(nil)) {
 		var stack []ast.Node
 		ast.Inspect(cur.Node(), func(n ast.Node) bool {
@@ -83,7 +96,7 @@ func run(pass *analysis.Pass) (any, error) {
 	// Facts first: they are needed by every package that calls these.
 	for fn := range c.decls {
 		owns, managed := c.owns(fn), c.managed(fn)
-		if owns != nil || managed != nil {
+		if fn.Exported() && (owns != nil || managed != nil) {
 			pass.ExportObjectFact(fn, &ownership{Owns: owns, Managed: managed})
 		}
 	}
@@ -135,7 +148,7 @@ func (c *checker) checkCopy(star *ast.StarExpr) {
 			return
 		}
 	}
-	c.pass.ReportRangef(star, "%s copies a %s by value: a copy is not a second lock; pass the pointer", types.ExprString(star), typeString(info.TypeOf(star)))
+	c.report(star, "%s copies a %s by value: a copy is not a second lock; pass the pointer", types.ExprString(star), typeString(info.TypeOf(star)))
 }
 
 func (c *checker) checkFunc(body *ast.BlockStmt, g *cfg.CFG, sig *types.Signature) {
@@ -181,8 +194,12 @@ func (c *checker) checkFunc(body *ast.BlockStmt, g *cfg.CFG, sig *types.Signatur
 		locks = append(locks, c.bind(call, idx, n, body, sig)...)
 	}
 
+	probes := make(map[*ast.CallExpr]bool)
 	for _, t := range locks {
-		c.checkLock(t, g, where, index, nodeOf, inLit)
+		probes[t.call] = t.discard
+	}
+	for _, t := range locks {
+		c.checkLock(t, g, where, index, nodeOf, inLit, probes)
 	}
 }
 
@@ -203,7 +220,7 @@ func (c *checker) bind(call *ast.CallExpr, idx []int, node ast.Node, body *ast.B
 	switch p := c.parent[e].(type) {
 	case *ast.ExprStmt, *ast.GoStmt, *ast.DeferStmt:
 		for _, i := range idx {
-			c.pass.ReportRangef(call, "the %s from %s is discarded: the lock stays held until its TTL runs out", typeString(resultType(info, call, i)), callName(call))
+			c.report(call, "the %s from %s is discarded: the lock stays held until its TTL runs out", typeString(resultType(info, call, i)), callName(call))
 		}
 		return nil
 	case *ast.AssignStmt:
@@ -250,12 +267,16 @@ func (c *checker) bind(call *ast.CallExpr, idx []int, node ast.Node, body *ast.B
 		return v, v.Pos() >= body.Pos() && v.Pos() < body.End()
 	}
 	var errVar *types.Var
+	errKeptElsewhere := false
 	if len(rhs) == 1 && len(lhs) > 1 {
 		for i := range lhs {
-			if types.Identical(resultType(info, call, i), types.Universe.Lookup("error").Type()) {
-				if v, ok := localVar(lhs[i]); ok {
-					errVar = v
-				}
+			if !types.Identical(resultType(info, call, i), types.Universe.Lookup("error").Type()) {
+				continue
+			}
+			if v, ok := localVar(lhs[i]); ok {
+				errVar = v
+			} else if id, ok := lhs[i].(*ast.Ident); !ok || id.Name != "_" {
+				errKeptElsewhere = true
 			}
 		}
 	}
@@ -266,11 +287,14 @@ func (c *checker) bind(call *ast.CallExpr, idx []int, node ast.Node, body *ast.B
 			continue
 		}
 		if id, ok := x.(*ast.Ident); ok && id.Name == "_" {
+			if errKeptElsewhere {
+				continue // err goes to an outer variable: inspected there
+			}
 			if errVar != nil {
 				out = append(out, &tracked{def: node, lhs: id, call: call, typ: resultType(info, call, i), errVar: errVar, discard: true})
 				continue
 			}
-			c.pass.ReportRangef(x, "the %s from %s is discarded: the lock stays held until its TTL runs out", typeString(resultType(info, call, i)), callName(call))
+			c.report(x, "the %s from %s is discarded: the lock stays held until its TTL runs out", typeString(resultType(info, call, i)), callName(call))
 			continue
 		}
 		v, local := localVar(x)
@@ -297,7 +321,7 @@ func callName(call *ast.CallExpr) string {
 	return types.ExprString(f)
 }
 
-func (c *checker) checkLock(t *tracked, g *cfg.CFG, where map[ast.Node]*cfg.Block, index map[ast.Node]int, nodeOf map[ast.Node]ast.Node, inLit map[ast.Node]bool) {
+func (c *checker) checkLock(t *tracked, g *cfg.CFG, where map[ast.Node]*cfg.Block, index map[ast.Node]int, nodeOf map[ast.Node]ast.Node, inLit map[ast.Node]bool, probes map[*ast.CallExpr]bool) {
 	info := c.pass.TypesInfo
 	block, ok := where[t.def]
 	if !ok {
@@ -317,7 +341,9 @@ func (c *checker) checkLock(t *tracked, g *cfg.CFG, where map[ast.Node]*cfg.Bloc
 			continue
 		}
 		if obj == t.v {
-			uses++
+			if a, ok := c.parent[id].(*ast.AssignStmt); !ok || !isBlankAssign(a, id) {
+				uses++ // `_ = l` silences the compiler; it does not use l
+			}
 			e := c.classify(id)
 			if _, ok := n.(*ast.DeferStmt); ok && e == evEnd {
 				e = evDefer
@@ -325,9 +351,11 @@ func (c *checker) checkLock(t *tracked, g *cfg.CFG, where map[ast.Node]*cfg.Bloc
 			ev[n] = max(ev[n], e)
 		}
 		if t.errVar != nil && obj == t.errVar && n != t.def {
-			switch c.parent[id].(type) {
-			case *ast.CallExpr, *ast.ReturnStmt:
+			switch p := c.parent[id].(type) {
+			case *ast.CallExpr, *ast.ReturnStmt, *ast.SendStmt:
 				inspected[n] = true
+			case *ast.AssignStmt:
+				inspected[n] = inspected[n] || slices.Contains(p.Rhs, ast.Expr(id))
 			}
 			if a, ok := n.(*ast.AssignStmt); ok {
 				for _, l := range a.Lhs {
@@ -354,14 +382,14 @@ func (c *checker) checkLock(t *tracked, g *cfg.CFG, where map[ast.Node]*cfg.Bloc
 			return true
 		})
 		if msg != "" {
-			c.pass.ReportRangef(t.lhs, "%s (if the call is meant to fail, check its error with errors.Is)", msg)
+			c.report(t.lhs, "%s (if the call is meant to fail, check its error with errors.Is)", msg)
 		}
 		return
 	}
 	name := t.v.Name()
 	what := fmt.Sprintf("%s (%s from %s)", name, typeString(t.typ), callName(t.call))
 	if uses == 0 && !t.named {
-		c.pass.ReportRangef(t.lhs, "%s is never used: the lock stays held until its TTL runs out", what)
+		c.report(t.lhs, "%s is never used: the lock stays held until its TTL runs out", what)
 		return
 	}
 	line := c.pass.Fset.Position(t.def.Pos()).Line
@@ -385,7 +413,7 @@ func (c *checker) checkLock(t *tracked, g *cfg.CFG, where map[ast.Node]*cfg.Bloc
 		return true
 	})
 	if leak != "" {
-		c.pass.ReportRangef(t.lhs, "%s is not closed on every path: %s (defer %s.Close() after the error check)", what, leak, name)
+		c.report(t.lhs, "%s is not closed on every path: %s (defer %s.Close() after the error check)", what, leak, name)
 	}
 
 	// Nesting: another proof of the same entity type acquired while this
@@ -404,7 +432,7 @@ func (c *checker) checkLock(t *tracked, g *cfg.CFG, where map[ast.Node]*cfg.Bloc
 		if again {
 			how = " (in a loop, before the previous one is closed)"
 		}
-		c.pass.ReportRangef(call, "%s acquires a %s while %s from line %d is still open%s: a second lock of the same entity type in one function can deadlock on itself; take them together with AcquireAll or LoadAll", callName(call), typeString(ent), name, line, how)
+		c.report(call, "%s acquires a %s while %s from line %d is still open%s: a second lock of the same entity type in one function can deadlock on itself; take them together with AcquireAll or LoadAll", callName(call), typeString(ent), name, line, how)
 	}
 	c.walk(t, block, index[t.def], errAssign, func(n ast.Node) (bool, bool) {
 		if n == t.def {
@@ -416,8 +444,8 @@ func (c *checker) checkLock(t *tracked, g *cfg.CFG, where map[ast.Node]*cfg.Bloc
 		}
 		for m, at := range nodeOf {
 			call, ok := m.(*ast.CallExpr)
-			if !ok || at != n || inLit[call] {
-				continue
+			if !ok || at != n || inLit[call] || probes[call] {
+				continue // a probe keeps nothing: it is meant to fail
 			}
 			for _, i := range c.source(call) {
 				if e := entityOf(resultType(info, call, i)); e != nil && types.Identical(e, ent) {
@@ -551,4 +579,25 @@ func (c *checker) nilOn(cond ast.Expr, t *tracked, fresh bool) (onTrue, onFalse 
 		}
 	}
 	return false, false
+}
+
+// isBlankAssign reports whether a assigns x to the blank identifier.
+func isBlankAssign(a *ast.AssignStmt, x ast.Expr) bool {
+	for i, r := range a.Rhs {
+		if r == x && len(a.Lhs) == len(a.Rhs) {
+			id, ok := a.Lhs[i].(*ast.Ident)
+			return ok && id.Name == "_"
+		}
+	}
+	return false
+}
+
+// report reports a diagnostic unless a //lockcheck:ignore comment is on its
+// line or the line before.
+func (c *checker) report(rng analysis.Range, format string, args ...any) {
+	p := c.pass.Fset.Position(rng.Pos())
+	if c.ignore[fmt.Sprintf("%s:%d", p.Filename, p.Line)] {
+		return
+	}
+	c.pass.ReportRangef(rng, format, args...)
 }
