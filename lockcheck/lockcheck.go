@@ -1,6 +1,7 @@
 package lockcheck
 
 import (
+	"cmp"
 	"fmt"
 	"go/ast"
 	"go/token"
@@ -181,17 +182,21 @@ func (c *checker) checkFunc(body *ast.BlockStmt, g *cfg.CFG, sig *types.Signatur
 		}
 	}
 
+	// The calls of this function (not of its function literals) that
+	// return locks, by CFG node, in source order.
+	var calls []*ast.CallExpr
+	for m := range nodeOf {
+		if call, ok := m.(*ast.CallExpr); ok && !inLit[call] && len(c.source(call)) > 0 {
+			calls = append(calls, call)
+		}
+	}
+	slices.SortFunc(calls, func(a, b *ast.CallExpr) int { return cmp.Compare(a.Pos(), b.Pos()) })
+	sources := make(map[ast.Node][]*ast.CallExpr)
 	var locks []*tracked
-	for m, n := range nodeOf {
-		call, ok := m.(*ast.CallExpr)
-		if !ok || inLit[call] {
-			continue
-		}
-		idx := c.source(call)
-		if len(idx) == 0 {
-			continue
-		}
-		locks = append(locks, c.bind(call, idx, n, body, sig)...)
+	for _, call := range calls {
+		n := nodeOf[call]
+		sources[n] = append(sources[n], call)
+		locks = append(locks, c.bind(call, c.source(call), n, body, sig)...)
 	}
 
 	probes := make(map[*ast.CallExpr]bool)
@@ -199,7 +204,7 @@ func (c *checker) checkFunc(body *ast.BlockStmt, g *cfg.CFG, sig *types.Signatur
 		probes[t.call] = t.discard
 	}
 	for _, t := range locks {
-		c.checkLock(t, g, where, index, nodeOf, inLit, probes)
+		c.checkLock(t, where, index, nodeOf, sources, probes)
 	}
 }
 
@@ -321,7 +326,7 @@ func callName(call *ast.CallExpr) string {
 	return types.ExprString(f)
 }
 
-func (c *checker) checkLock(t *tracked, g *cfg.CFG, where map[ast.Node]*cfg.Block, index map[ast.Node]int, nodeOf map[ast.Node]ast.Node, inLit map[ast.Node]bool, probes map[*ast.CallExpr]bool) {
+func (c *checker) checkLock(t *tracked, where map[ast.Node]*cfg.Block, index map[ast.Node]int, nodeOf map[ast.Node]ast.Node, sources map[ast.Node][]*ast.CallExpr, probes map[*ast.CallExpr]bool) {
 	info := c.pass.TypesInfo
 	block, ok := where[t.def]
 	if !ok {
@@ -442,9 +447,8 @@ func (c *checker) checkLock(t *tracked, g *cfg.CFG, where map[ast.Node]*cfg.Bloc
 		if ev[n] == evEnd {
 			return true, false
 		}
-		for m, at := range nodeOf {
-			call, ok := m.(*ast.CallExpr)
-			if !ok || at != n || inLit[call] || probes[call] {
+		for _, call := range sources[n] {
+			if probes[call] {
 				continue // a probe keeps nothing: it is meant to fail
 			}
 			for _, i := range c.source(call) {

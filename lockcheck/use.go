@@ -91,9 +91,7 @@ func (c *checker) classify(e ast.Expr) event {
 	case *ast.ReturnStmt, *ast.CompositeLit:
 		return evEnd
 	case *ast.KeyValueExpr:
-		if p.Value == e {
-			return evEnd
-		}
+		return evEnd // a field, element or map key of a composite literal
 	case *ast.SendStmt:
 		if p.Value == e {
 			return evEnd
