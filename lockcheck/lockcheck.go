@@ -402,9 +402,14 @@ func (c *checker) checkLock(t *tracked, where map[ast.Node]*cfg.Block, index map
 	// Leaks: a path from the acquire to a return, or back to the acquire,
 	// with neither an end nor a deferred end of the lock.
 	var leak string
+	hint := fmt.Sprintf("defer %s.Close() after the error check", name)
+	if _, ok := t.typ.Underlying().(*types.Slice); ok {
+		hint = "close every element, e.g. in a deferred loop"
+	}
 	c.walk(t, block, index[t.def], errAssign, func(n ast.Node) (bool, bool) {
 		if n == t.def {
 			leak = "a loop can come back to the acquire before it is closed"
+			hint = "close it before the next iteration"
 			return true, true
 		}
 		return ev[n] >= evDefer, false
@@ -418,7 +423,7 @@ func (c *checker) checkLock(t *tracked, where map[ast.Node]*cfg.Block, index map
 		return true
 	})
 	if leak != "" {
-		c.report(t.lhs, "%s is not closed on every path: %s (defer %s.Close() after the error check)", what, leak, name)
+		c.report(t.lhs, "%s is not closed on every path: %s (%s)", what, leak, hint)
 	}
 
 	// Nesting: another proof of the same entity type acquired while this

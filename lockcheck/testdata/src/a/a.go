@@ -551,6 +551,81 @@ func goodDeref(l *locked.Locked[*Account]) *Account {
 	return (*l).Entity() // a method call through the pointer copies nothing
 }
 
+// --- more hand-offs and non-locks ---
+
+func goodService() error {
+	svc, err := locked.New() // a Service has Close, but it is not a lock
+	if err != nil {
+		return err
+	}
+	_ = svc
+	return nil
+}
+
+func goodIfInit(ctx context.Context, svc *locked.Service) {
+	if l, err := svc.TryAcquire(ctx, "k"); err == nil {
+		defer l.Close()
+		fmt.Println(l.Key())
+	}
+}
+
+func goodMethodValue(ctx context.Context, svc *locked.Service, cleanup func(func() error)) error {
+	l, err := svc.Acquire(ctx, "k")
+	if err != nil {
+		return err
+	}
+	cleanup(l.Close)
+	return nil
+}
+
+func goodAnyParam(ctx context.Context, svc *locked.Service) error {
+	l, err := svc.Acquire(ctx, "k")
+	if err != nil {
+		return err
+	}
+	fmt.Println(l) // a parameter of type any is assumed to take it over (a documented limit)
+	return nil
+}
+
+func badRetry(ctx context.Context, svc *locked.Service) error {
+	var l *locked.Lease
+	var err error
+	for range 3 {
+		l, err = svc.TryAcquire(ctx, "k") // want `l .* is not closed on every path: the return at line \d+`
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Println(l.Key())
+	return nil
+}
+
+func goodRetry(ctx context.Context, svc *locked.Service) error {
+	var l *locked.Lease
+	var err error
+	for range 3 {
+		l, err = svc.TryAcquire(ctx, "k")
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return l.Close()
+}
+
+func badSliceHint(ctx context.Context, svc *locked.Service, repo repository.Repository[*Account]) error {
+	ls, err := locked.AcquireAll(ctx, svc, []*Account{{Num: "1"}}) // want `ls .* is not closed on every path: the return at line \d+ can be reached without closing it \(close every element, e.g. in a deferred loop\)`
+	if err != nil {
+		return err
+	}
+	return repo.Save(ctx, ls[0])
+}
+
 // --- the ignore directive ---
 
 func ignored(ctx context.Context, svc *locked.Service) {
