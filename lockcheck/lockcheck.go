@@ -6,6 +6,7 @@ import (
 	"go/ast"
 	"go/token"
 	"go/types"
+	"maps"
 	"slices"
 	"strings"
 
@@ -34,7 +35,8 @@ type checker struct {
 	pass        *analysis.Pass
 	parent      map[ast.Node]ast.Node
 	decls       map[*types.Func]*ast.FuncDecl
-	ignore      map[string]bool // "file:line" of //lockcheck:ignore comments and the lines after them
+	ignore      map[string]bool             // "file:line" of //lockcheck:ignore comments and the lines after them
+	lits        map[*types.Var]*ast.FuncLit // local functions: f := func(…) {…}
 	ownsMemo    map[*types.Func][]bool
 	managedMemo map[*types.Func][]bool
 }
@@ -59,6 +61,7 @@ func run(pass *analysis.Pass) (any, error) {
 		parent:      make(map[ast.Node]ast.Node),
 		decls:       make(map[*types.Func]*ast.FuncDecl),
 		ignore:      make(map[string]bool),
+		lits:        make(map[*types.Var]*ast.FuncLit),
 		ownsMemo:    make(map[*types.Func][]bool),
 		managedMemo: make(map[*types.Func][]bool),
 	}
@@ -85,9 +88,18 @@ func run(pass *analysis.Pass) (any, error) {
 				c.parent[n] = stack[len(stack)-1]
 			}
 			stack = append(stack, n)
-			if d, ok := n.(*ast.FuncDecl); ok {
+			switch d := n.(type) {
+			case *ast.FuncDecl:
 				if fn, ok := pass.TypesInfo.Defs[d.Name].(*types.Func); ok {
 					c.decls[fn] = d
+				}
+			case *ast.AssignStmt: // f := func(…) … { … }
+				if len(d.Lhs) == 1 && len(d.Rhs) == 1 {
+					lit, ok := d.Rhs[0].(*ast.FuncLit)
+					id, _ := d.Lhs[0].(*ast.Ident)
+					if v, isVar := pass.TypesInfo.Defs[id].(*types.Var); ok && id != nil && isVar {
+						c.lits[v] = lit
+					}
 				}
 			}
 			return true
@@ -95,7 +107,11 @@ func run(pass *analysis.Pass) (any, error) {
 	}
 
 	// Facts first: they are needed by every package that calls these.
-	for fn := range c.decls {
+	// (In source order, so that recursive functions come out the same
+	// every run.)
+	fns := slices.Collect(maps.Keys(c.decls))
+	slices.SortFunc(fns, func(a, b *types.Func) int { return cmp.Compare(a.Pos(), b.Pos()) })
+	for _, fn := range fns {
 		owns, managed := c.owns(fn), c.managed(fn)
 		if fn.Exported() && (owns != nil || managed != nil) {
 			pass.ExportObjectFact(fn, &ownership{Owns: owns, Managed: managed})

@@ -104,6 +104,11 @@ func (c *checker) source(call *ast.CallExpr) []int {
 		managed = c.managed(fn.Origin())
 	} else {
 		sig, _ = tv.Type.Underlying().(*types.Signature)
+		if id, ok := ast.Unparen(call.Fun).(*ast.Ident); ok && sig != nil {
+			if v, ok := info.Uses[id].(*types.Var); ok && c.lits[v] != nil {
+				managed = c.litManaged(c.lits[v], sig)
+			}
+		}
 	}
 	if sig == nil {
 		return nil

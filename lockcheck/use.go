@@ -290,6 +290,16 @@ func (c *checker) managed(fn *types.Func) []bool {
 	return out
 }
 
+// litManaged is managed for a local function f := func(…) {…}.
+func (c *checker) litManaged(lit *ast.FuncLit, sig *types.Signature) []bool {
+	res := sig.Results()
+	out := make([]bool, res.Len())
+	for i := range res.Len() {
+		out[i] = isLock(res.At(i).Type()) && c.returnsManaged(lit.Body, i, res.Len())
+	}
+	return out
+}
+
 func (c *checker) returnsManaged(body *ast.BlockStmt, i, n int) bool {
 	info := c.pass.TypesInfo
 	ok, seen := true, false

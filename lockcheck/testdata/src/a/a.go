@@ -525,6 +525,27 @@ func badHelper(ctx context.Context, svc *locked.Service) error {
 	return nil
 }
 
+func goodManagedLit(ctx context.Context, svc *locked.Service, cleanup func(func())) {
+	acquire := func(key string) *locked.Lease {
+		l, err := svc.Acquire(ctx, key)
+		if err != nil {
+			panic(err)
+		}
+		cleanup(func() { _ = l.Close() })
+		return l
+	}
+	acquire("a")
+	fmt.Println(acquire("b").Key())
+}
+
+func badUnmanagedLit(ctx context.Context, svc *locked.Service) {
+	acquire := func(key string) *locked.Lease {
+		l, _ := svc.Acquire(ctx, key)
+		return l
+	}
+	acquire("a") // want `the \*locked.Lease from acquire is discarded`
+}
+
 // --- testify ---
 
 func goodAssert(t assert.TestingT, ctx context.Context, svc *locked.Service) {
