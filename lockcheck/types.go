@@ -14,8 +14,9 @@ const (
 )
 
 // lockNamed returns the named type behind t (through one pointer) if it is
-// a lock type: declared in package locked, other than Service, with a Close
-// or Release method.
+// a lock type: declared in package locked, with a Close or Release method
+// and without an Acquire method. A type with Acquire (Service, a Mutex
+// handle) takes locks rather than being one.
 func lockNamed(t types.Type) *types.Named {
 	if p, ok := types.Unalias(t).(*types.Pointer); ok {
 		t = p.Elem()
@@ -25,10 +26,13 @@ func lockNamed(t types.Type) *types.Named {
 		return nil
 	}
 	obj := n.Origin().Obj()
-	if obj.Pkg() == nil || obj.Pkg().Path() != lockedPath || obj.Name() == "Service" {
+	if obj.Pkg() == nil || obj.Pkg().Path() != lockedPath {
 		return nil
 	}
 	ms := types.NewMethodSet(types.NewPointer(n.Origin()))
+	if ms.Lookup(obj.Pkg(), "Acquire") != nil {
+		return nil
+	}
 	for _, name := range []string{"Close", "Release"} {
 		if ms.Lookup(obj.Pkg(), name) != nil {
 			return n

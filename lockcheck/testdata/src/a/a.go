@@ -442,6 +442,19 @@ func badAllNotClosed(ctx context.Context, svc *locked.Service, repo repository.R
 	return nil
 }
 
+func goodTryNested(ctx context.Context, svc *locked.Service, repo repository.Repository[*Account]) error {
+	a, err := locked.Load(ctx, svc, repo, "1")
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	b, err := locked.TryAcquire(ctx, svc, &Account{Num: "2"}) // a Try… call does not wait: no deadlock
+	if err != nil {
+		return err
+	}
+	return b.Close()
+}
+
 // --- generics ---
 
 func goodGeneric[T locked.Persistent](ctx context.Context, svc *locked.Service, r locked.Finder[T], id string) (T, error) {
@@ -460,7 +473,7 @@ func badGenericNested[T locked.Persistent](ctx context.Context, svc *locked.Serv
 		return err
 	}
 	defer a.Close()
-	b, err := locked.Load(ctx, svc, r, y) // want `locked.Load acquires a T while a from line 458 is still open`
+	b, err := locked.Load(ctx, svc, r, y) // want `locked.Load acquires a T while a from line 471 is still open`
 	if err != nil {
 		return err
 	}
@@ -645,6 +658,16 @@ func badSliceHint(ctx context.Context, svc *locked.Service, repo repository.Repo
 		return err
 	}
 	return repo.Save(ctx, ls[0])
+}
+
+func goodMutex(ctx context.Context, svc *locked.Service) error {
+	m := svc.Mutex("k") // a handle, not a lock: it has Acquire
+	if err := m.Acquire(ctx); err != nil {
+		return err
+	}
+	defer m.Release(ctx)
+	fmt.Println(m.Lease().Key())
+	return nil
 }
 
 // --- the ignore directive ---

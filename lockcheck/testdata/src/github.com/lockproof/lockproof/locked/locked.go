@@ -83,3 +83,12 @@ func AcquireAll[T Persistent](ctx context.Context, s *Service, es []T, opts ...O
 func LoadAll[T Persistent](ctx context.Context, s *Service, r Finder[T], ids []string, opts ...Option) ([]*Locked[T], error) {
 	return nil, nil
 }
+
+// Mutex is a handle that takes locks itself: it has Acquire, so it is not
+// a lock although it has Release.
+type Mutex struct{ l *Lease }
+
+func (s *Service) Mutex(key string) *Mutex         { return &Mutex{} }
+func (m *Mutex) Acquire(ctx context.Context) error { return nil }
+func (m *Mutex) Release(ctx context.Context) error { return nil }
+func (m *Mutex) Lease() *Lease                     { return m.l }
