@@ -25,9 +25,10 @@
 // # Locks
 //
 // A lock is a value of a type declared in package
-// github.com/lockproof/lockproof/locked, other than Service, that has a
-// Close or Release method — today *locked.Locked[T] and *locked.Lease —
-// or a slice of them. Any call whose callee declares a lock result hands
+// github.com/lockproof/lockproof/locked that has a Close or Release method
+// and no Acquire method — *locked.Locked[T], *locked.Lease, a multi-lock
+// result such as *locked.Leases — or a slice of them. (A type with Acquire,
+// such as Service or a Mutex handle, takes locks rather than being one.) Any call whose callee declares a lock result hands
 // the caller a lock it must end: locked.Acquire, TryAcquire, Load,
 // AcquireAll, LoadAll, Service.Acquire, TryAcquire and Restore, entry points
 // added later, and the caller's own helpers. Two kinds of calls are not:
@@ -35,7 +36,11 @@
 // functions that arrange the end of the lock they return themselves (a
 // test helper that calls t.Cleanup(func() { l.Close() }) and returns l:
 // every lock it returns is closed by a function literal, or handed on as
-// the method value l.Close).
+// the method value l.Close; this holds for functions declared in the
+// analysed code and for local ones, f := func(…) {…}). A call given the
+// option locked.WithOwner(…) is not followed either: an owner's lock is
+// released by key and owner (Service.Release, ReleaseOwner), not only
+// through its handle.
 //
 // # Ending a lock
 //
@@ -104,8 +109,9 @@
 //     other, or on themselves when the IDs are equal; take them together
 //     with locked.AcquireAll or LoadAll, which sort the keys. A call whose
 //     lock is discarded with its error inspected is a probe that keeps
-//     nothing, and is not reported. Leases (key-level) are not checked:
-//     their keys are strings, not types.
+//     nothing, and is not reported; nor is a call whose name starts with
+//     Try (TryAcquire), which does not wait. Leases (key-level) are not
+//     checked: their keys are strings, not types.
 //   - "*l copies a locked.Locked[T] by value": a dereferenced proof used as
 //     a value. A copy is not a second lock (go vet's copylocks reports
 //     these too).

@@ -228,6 +228,13 @@ func (c *checker) checkFunc(body *ast.BlockStmt, g *cfg.CFG, sig *types.Signatur
 // reported; those kept in local variables are returned for tracking.
 func (c *checker) bind(call *ast.CallExpr, idx []int, node ast.Node, body *ast.BlockStmt, sig *types.Signature) []*tracked {
 	info := c.pass.TypesInfo
+	for _, a := range call.Args {
+		if opt, ok := ast.Unparen(a).(*ast.CallExpr); ok {
+			if fn, ok := typeutil.Callee(info, opt).(*types.Func); ok && fn.Name() == "WithOwner" && fn.Pkg() != nil && fn.Pkg().Path() == lockedPath {
+				return nil // an owner's lock is released by owner (Service.Release, ReleaseOwner), not only by its handle
+			}
+		}
+	}
 	var lhs []ast.Expr
 	var rhs []ast.Expr
 	var e ast.Node = call

@@ -670,6 +670,13 @@ func goodMutex(ctx context.Context, svc *locked.Service) error {
 	return nil
 }
 
+func goodOwner(ctx context.Context, svc *locked.Service) error {
+	if _, err := svc.Acquire(ctx, "doc", locked.WithOwner("user-1")); err != nil {
+		return err
+	}
+	return svc.Release(ctx, "doc", "user-1") // released by owner, not by the lease
+}
+
 // --- the ignore directive ---
 
 func ignored(ctx context.Context, svc *locked.Service) {

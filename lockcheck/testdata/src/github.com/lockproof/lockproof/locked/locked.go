@@ -92,3 +92,8 @@ func (s *Service) Mutex(key string) *Mutex         { return &Mutex{} }
 func (m *Mutex) Acquire(ctx context.Context) error { return nil }
 func (m *Mutex) Release(ctx context.Context) error { return nil }
 func (m *Mutex) Lease() *Lease                     { return m.l }
+
+// WithOwner acquires for a named owner, who can release by key and owner.
+func WithOwner(owner string) Option { return func() {} }
+
+func (s *Service) Release(ctx context.Context, key, owner string) error { return nil }
