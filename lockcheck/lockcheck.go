@@ -580,6 +580,17 @@ func (c *checker) nilOn(cond ast.Expr, t *tracked, fresh bool) (onTrue, onFalse 
 	if !fresh {
 		errV = nil
 	}
+	if cc, ok := c.parent[cond].(*ast.CaseClause); ok && isNil(cond) {
+		// switch err { case nil: … }: the case is err == nil.
+		if sw, ok := c.parent[c.parent[cc]].(*ast.SwitchStmt); ok && sw.Tag != nil {
+			if is(sw.Tag, errV) {
+				return false, true
+			}
+			if is(sw.Tag, t.v) {
+				return true, false
+			}
+		}
+	}
 	switch x := ast.Unparen(cond).(type) {
 	case *ast.UnaryExpr:
 		if x.Op == token.NOT {

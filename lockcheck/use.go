@@ -4,6 +4,7 @@ import (
 	"go/ast"
 	"go/token"
 	"go/types"
+	"strings"
 
 	"golang.org/x/tools/go/types/typeutil"
 )
@@ -29,29 +30,19 @@ type ownership struct{ Owns, Managed []bool }
 func (*ownership) AFact() {}
 
 func (f *ownership) String() string {
-	s := "owns("
-	for i, o := range f.Owns {
-		if i > 0 {
-			s += ","
-		}
-		if o {
-			s += "1"
+	return "owns(" + bits(f.Owns) + ") managed(" + bits(f.Managed) + ")"
+}
+
+func bits(bs []bool) string {
+	var b strings.Builder
+	for _, x := range bs {
+		if x {
+			b.WriteByte('1')
 		} else {
-			s += "0"
+			b.WriteByte('0')
 		}
 	}
-	s += ") managed("
-	for i, o := range f.Managed {
-		if i > 0 {
-			s += ","
-		}
-		if o {
-			s += "1"
-		} else {
-			s += "0"
-		}
-	}
-	return s + ")"
+	return b.String()
 }
 
 // classify tells what the expression e, a tracked lock or a value derived
@@ -229,7 +220,7 @@ func (c *checker) owns(fn *types.Func) []bool {
 	c.ownsMemo[fn] = nil // in progress: a recursive call is unknown
 	sig := fn.Signature()
 	owns := make([]bool, sig.Params().Len())
-	any := false
+	hasLock := false
 	for i := range sig.Params().Len() {
 		p := sig.Params().At(i)
 		t := p.Type()
@@ -240,7 +231,7 @@ func (c *checker) owns(fn *types.Func) []bool {
 			owns[i] = true // not a lock parameter: passing one here is a hand-off
 			continue
 		}
-		any = true
+		hasLock = true
 		ast.Inspect(decl.Body, func(n ast.Node) bool {
 			if u, ok := n.(*ast.Ident); ok && c.pass.TypesInfo.Uses[u] == p && c.classify(u) == evEnd {
 				owns[i] = true
@@ -248,7 +239,7 @@ func (c *checker) owns(fn *types.Func) []bool {
 			return !owns[i]
 		})
 	}
-	if !any {
+	if !hasLock {
 		owns = nil
 	}
 	c.ownsMemo[fn] = owns

@@ -677,6 +677,16 @@ func goodOwner(ctx context.Context, svc *locked.Service) error {
 	return svc.Release(ctx, "doc", "user-1") // released by owner, not by the lease
 }
 
+func goodTagSwitch(ctx context.Context, svc *locked.Service) error {
+	l, err := svc.Acquire(ctx, "k")
+	switch err {
+	case nil:
+		return l.Close()
+	default:
+		return err
+	}
+}
+
 // --- the ignore directive ---
 
 func ignored(ctx context.Context, svc *locked.Service) {
