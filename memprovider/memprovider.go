@@ -102,10 +102,14 @@ func checkArgs(key, token string, ttl time.Duration) error {
 	return cmp.Or(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl))
 }
 
-// TryAcquire implements provider.Provider.
+// TryAcquire implements provider.Provider. A ctx that has already ended is
+// refused (provider.CtxError), as the contract asks.
 func (p *Provider) TryAcquire(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
 	if err := checkArgs(key, token, ttl); err != nil {
 		return provider.Grant{}, err
+	}
+	if ctx.Err() != nil {
+		return provider.Grant{}, provider.CtxError(ctx)
 	}
 	s := p.shard(key)
 	s.mu.Lock()

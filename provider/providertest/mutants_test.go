@@ -221,6 +221,13 @@ var mutants = map[string]struct {
 			return g, err
 		}
 	}},
+	// TryAcquire ignores a context that ended before the call, and grants
+	// (as memprovider did before the contract said otherwise).
+	"TryAcquireIgnoresEndedCtx": {"WaitCancelled", func(m *mutant, p provider.Provider) {
+		m.tryAcquire = func(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
+			return p.TryAcquire(context.WithoutCancel(ctx), key, token, ttl)
+		}
+	}},
 	// Bad input matches ErrInvalid but carries no *ArgError.
 	"NoArgError": {"BadInput", func(m *mutant, p provider.Provider) {
 		m.state = func(ctx context.Context, key string) (provider.State, error) {

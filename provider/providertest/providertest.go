@@ -114,8 +114,9 @@ const (
 //     release.
 //   - WaitCancelled: a waiter whose context is cancelled or times out gets an
 //     error matching both ErrNotAcquired and ctx.Err(), and leaves no hold and
-//     no stuck queue entry; an already-cancelled context leaves a consistent
-//     state on a free and on a held key.
+//     no stuck queue entry; a TryAcquire or Acquire whose context ended
+//     before the call is refused the same way, on a free and on a held key,
+//     and leaves nothing held.
 //   - BadInput: empty keys and tokens and non-positive TTLs make every method
 //     return an *provider.ArgError matching ErrInvalid, and change nothing.
 //   - Closed: after Close every method returns ErrClosed, a blocked waiter
@@ -937,35 +938,48 @@ func (s suite) testWaitCancelled(t *testing.T) {
 		wantFree(t, p, key)
 	})
 
-	// On a free key a provider may grant or refuse; either way the state must
-	// agree with the answer.
+	// A call whose context ended before it was made is refused, on a free
+	// key as on a held one, and leaves nothing held: the caller gave up
+	// before asking and will never release what it was not told it has.
 	for _, tc := range []struct {
 		name string
+		held bool // another token holds the key during the call
 		call func(ctx context.Context, key, token string) (provider.Grant, error)
 	}{
-		{"AlreadyCancelledFreeKeyAcquire", func(ctx context.Context, key, token string) (provider.Grant, error) {
+		{"AlreadyCancelledFreeKeyAcquire", false, func(ctx context.Context, key, token string) (provider.Grant, error) {
 			return p.Acquire(ctx, key, token, longTTL)
 		}},
-		{"AlreadyCancelledFreeKeyTryAcquire", func(ctx context.Context, key, token string) (provider.Grant, error) {
+		{"AlreadyCancelledFreeKeyTryAcquire", false, func(ctx context.Context, key, token string) (provider.Grant, error) {
+			return p.TryAcquire(ctx, key, token, longTTL)
+		}},
+		{"AlreadyCancelledHeldKeyTryAcquire", true, func(ctx context.Context, key, token string) (provider.Grant, error) {
 			return p.TryAcquire(ctx, key, token, longTTL)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			key := newKey(t, "k")
-			a, b := newToken("a"), newToken("b")
+			a, b, h := newToken("a"), newToken("b"), newToken("holder")
+			var gh provider.Grant
+			if tc.held {
+				gh = tryAcquire(t, p, key, h, longTTL)
+			}
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
 			g, err := tc.call(ctx, key, a)
 			if err == nil {
-				wantHeld(t, p, key, a, g.Fence)
-				release(t, p, key, a)
+				t.Errorf("call with a context cancelled before it = grant with fence %d, want an error matching %q and %q",
+					g.Fence, provider.ErrNotAcquired, context.Canceled)
+				_ = p.Release(bounded(t, callBound), key, a)
 			} else {
-				wantErr(t, "call with a cancelled context", err, provider.ErrNotAcquired, context.Canceled)
-				wantFree(t, p, key)
-				rerr := p.Release(bounded(t, callBound), key, a)
-				wantErr(t, "Release after a refused call", rerr, provider.ErrNotHeld)
+				wantErr(t, "call with a context cancelled before it", err, provider.ErrNotAcquired, context.Canceled)
+			}
+			if tc.held {
+				wantHeld(t, p, key, h, gh.Fence)
+				release(t, p, key, h)
 			}
 			wantFree(t, p, key)
+			rerr := p.Release(bounded(t, callBound), key, a)
+			wantErr(t, "Release after a refused call", rerr, provider.ErrNotHeld)
 			tryAcquire(t, p, key, b, longTTL)
 			release(t, p, key, b)
 		})
