@@ -144,6 +144,15 @@ func (l *Lease) alive() error {
 	if err := context.Cause(l.ctx); err != nil {
 		return err
 	}
+	// The expiry timer cancels ctx a moment after the deadline; the store
+	// may hand the key on at the deadline itself, so ask the clock too.
+	l.mu.Lock()
+	expires := l.expires
+	l.mu.Unlock()
+	if !time.Now().Before(expires) {
+		l.lose(errLapsed)
+		return context.Cause(l.ctx)
+	}
 	return nil
 }
 

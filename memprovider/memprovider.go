@@ -12,6 +12,12 @@
 //
 // Fences come from one counter per shard; a key always maps to the same
 // shard, so its fences strictly increase for the life of the Provider.
+//
+// Grant.Expires is the store's own expiry, read from the same monotonic
+// clock: a hold lasts while now < Expires and the key is free from Expires
+// on. A lease that checks the clock against Expires (as locked.Lease does in
+// CheckLocal) therefore never calls itself held after the key was given
+// away.
 package memprovider
 
 import (
