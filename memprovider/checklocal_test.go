@@ -13,7 +13,7 @@ import (
 // job is a lockable entity for the tests of this file.
 type job struct{ Name string }
 
-func (*job) Kind() string  { return "job" }
+func (*job) Kind() string { return "job" }
 func (j *job) ID() string { return j.Name }
 
 // TestCheckLocalEndsWithTheStoreHold checks the invariant "when B holds the
