@@ -407,6 +407,7 @@ func Check(entries []Entry, initial int64, timeout time.Duration) *Result {
 		}
 	}
 
+	r.blame(entries, initial)
 	res, info := porcupine.CheckOperationsVerbose(modelFrom(initial), ops, timeout)
 	r.Checked, r.info = res, info
 	switch res {
@@ -425,6 +426,38 @@ func Check(entries []Entry, initial int64, timeout time.Duration) *Result {
 		}
 	}
 	return r
+}
+
+// blame names the saves that said they did not apply although their value
+// was read later: a value that no ok or uncertain save wrote can only come
+// from one of them. It makes the first wrong answer visible in the
+// problems, where porcupine only says that no order fits.
+func (r *Result) blame(entries []Entry, initial int64) {
+	written := map[int64]bool{initial: true} // by a save that may have applied
+	denied := map[int64][]Entry{}            // by a save that said it did not
+	for _, e := range entries {
+		if e.Op != Save {
+			continue
+		}
+		switch e.Outcome {
+		case OK, Unknown, Unclassified:
+			written[e.Input] = true
+		default:
+			denied[e.Input] = append(denied[e.Input], e)
+		}
+	}
+	for _, e := range entries {
+		if (e.Op != Load && e.Op != Read) || e.Outcome != OK || written[e.Output] {
+			continue
+		}
+		written[e.Output] = true // report each value once
+		for _, s := range denied[e.Output] {
+			if s.Call < e.Return {
+				r.Problems = append(r.Problems, fmt.Sprintf("process %d cycle %d: save of %d returned %s (%s), yet process %d cycle %d read %d later: it was applied",
+					s.Process, s.Cycle, s.Input, s.Outcome, s.Err, e.Process, e.Cycle, e.Output))
+			}
+		}
+	}
 }
 
 // modelFrom returns the model starting at initial.

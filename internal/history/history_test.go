@@ -158,14 +158,15 @@ func TestWrongHistories(t *testing.T) {
 			load(2, 0, 1, 30, 40), save(2, 0, 2, history.OK, 40, 50),
 			read(2, 60),
 		}
-		wantProblems(t, es, 0, "not linearizable", "1 saves were applied")
+		wantProblems(t, es, 0, "not linearizable", "1 saves were applied",
+			"process 1 cycle 0: save of 1 returned refused", "process 2 cycle 0 read 1 later: it was applied")
 	})
 	t.Run("UnavailableButApplied", func(t *testing.T) {
-		es := []history.Entry{
-			load(1, 0, 0, 0, 10), save(1, 0, 1, history.Unavailable, 10, 20),
-			read(1, 30),
-		}
-		wantProblems(t, es, 0, "not linearizable", "0 saves were applied")
+		s := save(1, 0, 1, history.Unavailable, 10, 20)
+		s.Err = "lockproof: store unavailable: context deadline exceeded"
+		es := []history.Entry{load(1, 0, 0, 0, 10), s, read(1, 30)}
+		wantProblems(t, es, 0, "not linearizable", "0 saves were applied",
+			"save of 1 returned unavailable (lockproof: store unavailable: context deadline exceeded), yet process 0 cycle 0 read 1 later")
 	})
 	t.Run("UnknownAppliedAfterApplyBy", func(t *testing.T) {
 		// A's unknown save may apply only until 25, but the counter is
