@@ -55,6 +55,9 @@ const (
 	histTTL       = time.Second     // of every lease
 	histLoadBound = time.Second     // one Load (lock wait and read)
 	histCallBound = 300 * time.Millisecond
+	// histWork is the work of a cycle between its load and its save, so
+	// that a pause is likely to catch the holder about to save.
+	histWork      = 2 * time.Millisecond
 	histNamespace = "hist"
 	histBound     = 30 * time.Second // the whole test
 	// applyMargin covers the rounding of the TTL to milliseconds and the
@@ -63,13 +66,22 @@ const (
 	applyMargin = 50 * time.Millisecond
 )
 
-// faults is the schedule of pauses, from the start of the run: two shorter
-// and two longer than the TTL.
+// faults is the schedule of pauses, from the start of the run: six
+// longer than a call's bound and shorter than the TTL (a save caught by one
+// times out at the client and then runs on resume, its lease still
+// valid), and two longer than the TTL (every lease lapses). Which operation a pause catches in
+// flight is chance (a save, more often than not, because of histWork);
+// eight pauses make it likely that several saves are caught, and the test
+// reports how many were.
 var faults = []struct{ at, pause time.Duration }{
-	{1000 * time.Millisecond, 300 * time.Millisecond},
-	{2500 * time.Millisecond, 1500 * time.Millisecond},
-	{5000 * time.Millisecond, 300 * time.Millisecond},
-	{6300 * time.Millisecond, 1200 * time.Millisecond},
+	{600 * time.Millisecond, 500 * time.Millisecond},
+	{1400 * time.Millisecond, 500 * time.Millisecond},
+	{2200 * time.Millisecond, 1200 * time.Millisecond},
+	{3700 * time.Millisecond, 500 * time.Millisecond},
+	{4500 * time.Millisecond, 500 * time.Millisecond},
+	{5300 * time.Millisecond, 1200 * time.Millisecond},
+	{6800 * time.Millisecond, 500 * time.Millisecond},
+	{7400 * time.Millisecond, 500 * time.Millisecond},
 }
 
 // hcounter is the entity of the workload.
@@ -181,9 +193,19 @@ func TestRedisHistory(t *testing.T) {
 	}
 	entries = append(entries, history.Entry{Op: history.Read, Output: final.N, Outcome: history.OK, Call: call, Return: ret})
 
+	ran := time.Since(start)
 	r := history.Check(entries, 0, 15*time.Second)
+	t.Logf("workers ran %v; the check took %v", ran.Round(time.Millisecond), (time.Since(start) - ran).Round(time.Millisecond))
 	t.Logf("faults: %d pauses of redis-server (SIGSTOP/SIGCONT), %v paused in all", done, paused.Round(time.Millisecond))
 	t.Logf("history: %s", r)
+	caught := 0 // saves that a pause caught in flight
+	for _, e := range entries {
+		if e.Op == history.Save && e.Outcome != history.OK {
+			caught++
+		}
+	}
+	t.Logf("saves caught by a pause (outcome not ok): %d; unknown outcomes: %d; problems found: %d (porcupine: %s)",
+		caught, r.Uncertain, len(r.Problems), r.Checked)
 	if !r.OK() {
 		if out := os.Getenv("LOCKPROOF_HISTORY_HTML"); out != "" {
 			if err := r.Visualize(out); err != nil {
@@ -266,6 +288,7 @@ func TestRedisHistoryWorker(t *testing.T) {
 		applyBy := ret + int64(histTTL+applyMargin)
 
 		l.Entity().N++
+		time.Sleep(histWork)
 		ctx, cancel = context.WithTimeout(context.Background(), histCallBound)
 		call = history.Now()
 		err = repo.Save(ctx, l)
