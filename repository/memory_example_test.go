@@ -61,9 +61,13 @@ type Wallet struct {
 	coins int
 }
 
+// Kind implements persistent.Persistent.
 func (*Wallet) Kind() string { return "wallet" }
+
+// ID implements persistent.Persistent.
 func (w *Wallet) ID() string { return w.owner }
 
+// MarshalBinary implements encoding.BinaryMarshaler.
 func (w *Wallet) MarshalBinary() ([]byte, error) {
 	return fmt.Appendf(nil, "%s %d", w.owner, w.coins), nil
 }
