@@ -146,12 +146,13 @@ func (l *Lease) alive() error {
 	}
 	// The expiry timer cancels ctx a moment after the deadline; the store
 	// may hand the key on at the deadline itself, so ask the clock too.
+	// (The timer still ends the lease and emits Lost: alive runs inside
+	// repositories' locks, where a user's OnEvent must not be called.)
 	l.mu.Lock()
 	expires := l.expires
 	l.mu.Unlock()
 	if !time.Now().Before(expires) {
-		l.lose(errLapsed)
-		return context.Cause(l.ctx)
+		return errLapsed
 	}
 	return nil
 }
