@@ -99,6 +99,9 @@ const (
 //     not hold, a free key or a lapsed hold returns ErrNotHeld.
 //   - TTLExpiry: a hold lapses after its TTL: a blocked Acquire by another
 //     token succeeds, not before the first Grant.Expires, with a higher fence.
+//   - ExpiresNotAfterStore: 30 holds of 20 ms (from TryAcquire, Acquire
+//     and Extend) lapse while another token spins on TryAcquire; the store
+//     never grants it the key before the hold's Grant.Expires.
 //   - FencesIncrease: fences strictly increase per key across releases, an
 //     expiry and a ForceRelease, for TryAcquire and Acquire, on two keys.
 //   - ForceRelease: frees a held key whoever holds it (reporting true), wakes
@@ -138,6 +141,7 @@ func Run(t *testing.T, newProvider func(t *testing.T) provider.Provider) {
 		{"ReleaseOwnerChecked", s.testReleaseOwnerChecked},
 		{"Extend", s.testExtend},
 		{"TTLExpiry", s.testTTLExpiry},
+		{"ExpiresNotAfterStore", s.testExpiresNotAfterStore},
 		{"FencesIncrease", s.testFencesIncrease},
 		{"ForceRelease", s.testForceRelease},
 		{"State", s.testState},
@@ -593,6 +597,59 @@ func (s suite) testTTLExpiry(t *testing.T) {
 	}
 	wantHeld(t, p, key, b, gb.Fence)
 	release(t, p, key, b)
+}
+
+// expiresRounds is the number of holds ExpiresNotAfterStore lets lapse,
+// and expiresTTL their TTL (whole milliseconds: stores such as Redis count
+// in them).
+const (
+	expiresRounds = 30
+	expiresTTL    = 20 * time.Millisecond
+)
+
+// testExpiresNotAfterStore checks Grant.Expires against the store itself:
+// another token spins on TryAcquire, so it is granted the key at the first
+// instant the store lets the hold go, and that must not come before the
+// hold's Grant.Expires. TTLExpiry checks the same with a blocked Acquire,
+// whose wake-up may come late enough to hide a deadline that is a little
+// too late; a lease that trusts such a deadline calls itself held after the
+// store gave the key away.
+func (s suite) testExpiresNotAfterStore(t *testing.T) {
+	p := s.provider(t)
+	for i := range expiresRounds {
+		key := newKey(t, fmt.Sprint("k", i))
+		a, b := newToken("a"), newToken("b")
+		var ga provider.Grant
+		how := [...]string{"TryAcquire", "Acquire", "Extend"}[i%3]
+		switch how {
+		case "TryAcquire":
+			ga = tryAcquire(t, p, key, a, expiresTTL)
+		case "Acquire":
+			ga = acquire(t, p, key, a, expiresTTL)
+		case "Extend":
+			tryAcquire(t, p, key, a, longTTL)
+			var err error
+			if ga, err = p.Extend(bounded(t, callBound), key, a, expiresTTL); err != nil {
+				t.Fatalf("Extend(%q, %q, %v) = %v, want nil", key, a, expiresTTL, err)
+			}
+		}
+		ctx := bounded(t, waitBound)
+		for tries := 1; ; tries++ {
+			_, err := p.TryAcquire(ctx, key, b, longTTL)
+			grantedBy := time.Now() // the store granted b before this instant
+			if err == nil {
+				if grantedBy.Before(ga.Expires) {
+					t.Fatalf("round %d: the store gave the key to another token before %v, but %s's Grant.Expires was %v (%v later): the deadline is not conservative",
+						i, grantedBy.Format(time.StampMicro), how, ga.Expires.Format(time.StampMicro), ga.Expires.Sub(grantedBy))
+				}
+				break
+			}
+			if !errors.Is(err, provider.ErrNotAcquired) || ctx.Err() != nil {
+				t.Fatalf("round %d: TryAcquire #%d while a %v hold lapses = %v, want success within %v", i, tries, expiresTTL, err, waitBound)
+			}
+		}
+		release(t, p, key, b)
+	}
 }
 
 func (s suite) testFencesIncrease(t *testing.T) {
