@@ -15,5 +15,6 @@ require (
 	github.com/dgryski/go-rendezvous v0.0.0-20200823014737-9f7001d12a5f // indirect
 	github.com/kr/text v0.2.0 // indirect
 	github.com/pmezard/go-difflib v1.0.0 // indirect
+	go.uber.org/dig v1.19.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
