@@ -173,19 +173,20 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return fmt.Errorf("%s left locked (%v)", h.Key, err)
 		}
 	}
+	apiOpen, workerOpen := reqSvc.Held(), workSvc.Held()
 	next, err := reqSvc.Acquire(ctx, fences[0].Key)
 	if err != nil {
 		return err
 	}
 	defer next.Close()
 	fmt.Fprintf(out, "%d jobs handed over, %d done; open leases: api %d, worker %d; next fence of %s: %d > %d\n",
-		*jobs, len(done), reqSvc.Held(), workSvc.Held(), fences[0].Key, next.Fence(), fences[0].Fence)
+		*jobs, len(done), apiOpen, workerOpen, fences[0].Key, next.Fence(), fences[0].Fence)
 	for key, n := range done {
 		if n != 1 {
 			return fmt.Errorf("%s done %d times", key, n)
 		}
 	}
-	if len(done) != *jobs || workSvc.Held() != 0 || next.Fence() <= fences[0].Fence {
+	if len(done) != *jobs || apiOpen != 0 || workerOpen != 0 || next.Fence() <= fences[0].Fence {
 		return errors.New("the hand-over did NOT hold")
 	}
 	fmt.Fprintln(out, "every job handed over and done exactly once")

@@ -85,10 +85,12 @@ func sell(ctx context.Context, svc *locked.Service, repo repository.Repository[*
 		mu   sync.Mutex // guards units, orders and errs
 		errs []error
 	)
+	open := make(chan struct{}) // closed when every worker has started: all sell at once
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			<-open
 			for {
 				got, err := reserve(ctx, svc, repo, 1+rand.IntN(3))
 				mu.Lock()
@@ -106,6 +108,7 @@ func sell(ctx context.Context, svc *locked.Service, repo repository.Repository[*
 			}
 		}()
 	}
+	close(open)
 	wg.Wait()
 	return units, orders, errors.Join(errs...)
 }

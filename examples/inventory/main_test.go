@@ -39,7 +39,7 @@ func runInventory(t *testing.T, args ...string) string {
 }
 
 func TestMemory(t *testing.T) {
-	runInventory(t, "-stock", "300", "-workers", "16")
+	runInventory(t, "-stock", "2000", "-workers", "16")
 }
 
 func TestRedis(t *testing.T) {
