@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/dig"
@@ -21,7 +22,7 @@ import (
 	"github.com/lockproof/lockproof/repository/redisrepo"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(redistest.Reporting(m)) }
 
 // Item is a test entity; its lock key is "item:<SKU>".
 type Item struct {
@@ -336,6 +337,16 @@ func TestBadOptions(t *testing.T) {
 func TestShutdownRedis(t *testing.T) {
 	rdb := redistest.Server(t).Client(t)
 	ctx := context.Background()
+	// An outside holder keeps "busy" held, so that the waiter below waits
+	// until Shutdown (releasing the container's own lease must not let it in).
+	outside, err := redisprovider.New(rdb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outside.Close()
+	if _, err := outside.TryAcquire(ctx, "busy", "outsider", time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	clean := goleak.IgnoreCurrent() // the client and the server's watcher exist already
 
 	c := dig.New()
@@ -359,7 +370,7 @@ func TestShutdownRedis(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_, err := svc.Acquire(ctx, "k")
+		_, err := svc.Acquire(ctx, "busy")
 		waited <- err
 	}()
 	waitForWaiter(t, rdb)
@@ -368,8 +379,8 @@ func TestShutdownRedis(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	wg.Wait()
-	if err := <-waited; err == nil {
-		t.Fatal("a waiter won the key during Shutdown")
+	if err := <-waited; !errors.Is(err, locked.ErrClosed) {
+		t.Fatalf("waiter ended with %v; want ErrClosed", err)
 	}
 	if err := lease.Check(ctx); !errors.Is(err, locked.ErrNotHeld) {
 		t.Fatalf("lease after Shutdown: %v; want ErrNotHeld", err)
@@ -382,16 +393,14 @@ func TestShutdownRedis(t *testing.T) {
 	}
 	goleak.VerifyNone(t, clean)
 
-	// The Service was closed first, so its lease was released in Redis;
-	// the caller's client is still open.
-	other, err := redisprovider.New(rdb, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	st, err := other.State(ctx, "k")
+	// The Service was closed first, so its lease was released in Redis
+	// (through the still open provider); the caller's client is still open.
+	st, err := outside.State(ctx, "k")
 	if err != nil || st.Held {
 		t.Fatalf("State(k) after Shutdown = %+v, %v; want free", st, err)
+	}
+	if st, err := outside.State(ctx, "busy"); err != nil || st.Token != "outsider" {
+		t.Fatalf("State(busy) after Shutdown = %+v, %v; want the outsider's", st, err)
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 	"github.com/lockproof/lockproof/repository/redisrepo"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(redistest.Reporting(m)) }
 
 func runBank(t *testing.T, args ...string) string {
 	t.Helper()

@@ -11,7 +11,7 @@ import (
 	"github.com/lockproof/lockproof/internal/redistest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(redistest.Reporting(m)) }
 
 func runDig(t *testing.T, args ...string) string {
 	t.Helper()

@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(redistest.Reporting(m))
 }
 
 func runInventory(t *testing.T, args ...string) string {
