@@ -1,6 +1,7 @@
 package container
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"reflect"
@@ -58,20 +59,13 @@ func (n nameOption) applyRepository(c *repoConfig)    { c.name, c.nameSet = stri
 func (memoryOption) applyProvide(c *provideConfig)    { c.memory = true }
 func (memoryOption) applyRepository(c *repoConfig)    { c.memory = true }
 func (o redisOption) applyProvide(c *provideConfig)   { c.clients, c.redisSet = o, true }
-func (o invalidOption) applyProvide(c *provideConfig) { c.badOption = cmpErr(c.badOption, o.err) }
+func (o invalidOption) applyProvide(c *provideConfig) { c.badOption = cmp.Or(c.badOption, o.err) }
 
 type (
 	memoryOption  struct{}
 	redisOption   []redis.UniversalClient
 	invalidOption struct{ err error }
 )
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
-}
 
 // Name registers the values under a dig name, and looks their optional
 // inputs up under the same name; for ProvideRepository it also picks the
@@ -157,7 +151,7 @@ func Provide(c *dig.Container, opts ...Option) error {
 		{"Shutdown", reflect.TypeFor[Shutdown](), false},
 	}
 	build := func(args []reflect.Value) ([]any, error) {
-		opts, _ := args[0].Interface().(*locked.Options)
+		lopts, _ := args[0].Interface().(*locked.Options)
 		ropts, _ := args[1].Interface().(*redisprovider.Options)
 		rlopts, _ := args[2].Interface().(*redisprovider.RedlockOptions)
 		clients := cfg.clients
@@ -166,7 +160,7 @@ func Provide(c *dig.Container, opts ...Option) error {
 				clients = []redis.UniversalClient{client}
 			}
 		}
-		s, err := newStack(clients, opts, ropts, rlopts)
+		s, err := newStack(clients, lopts, ropts, rlopts)
 		if err != nil {
 			return nil, err
 		}
