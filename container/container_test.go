@@ -365,6 +365,7 @@ func TestShutdownRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer lease.Close() // a no-op once Shutdown has released it
 	waited := make(chan error, 1)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -439,9 +440,11 @@ func TestShutdownMemory(t *testing.T) {
 	}
 	mustProvide(t, c)
 	err := c.Invoke(func(svc *locked.Service, p provider.Provider, stop container.Shutdown) error {
-		if _, err := svc.Acquire(context.Background(), "k", locked.WithAutoRenew()); err != nil {
+		lease, err := svc.Acquire(context.Background(), "k", locked.WithAutoRenew())
+		if err != nil {
 			return err
 		}
+		defer lease.Close() // a no-op once Shutdown has released it
 		if err := stop(); err != nil {
 			return err
 		}
