@@ -13,7 +13,7 @@ import (
 func TestConformancePostgresMemprovider(t *testing.T) {
 	db := openPG(t)
 	repositorytest.Harness{
-		NewRepo: func(t *testing.T) repository.Repository[*entity] { return newRepo(t, db, nil) },
+		NewRepo:    func(t *testing.T) repository.Repository[*entity] { return newRepo(t, db, nil) },
 		NewService: func(t *testing.T) *locked.Service { return memService(t) },
 		Workers:    8,
 		Cycles:     200,
@@ -24,7 +24,7 @@ func TestConformancePostgresRedisprovider(t *testing.T) {
 	db := openPG(t)
 	c := redistest.Server(t).Client(t)
 	repositorytest.Harness{
-		NewRepo: func(t *testing.T) repository.Repository[*entity] { return newRepo(t, db, nil) },
+		NewRepo:    func(t *testing.T) repository.Repository[*entity] { return newRepo(t, db, nil) },
 		NewService: func(t *testing.T) *locked.Service { return redisService(t, c) },
 		Workers:    8,
 		Cycles:     100,

@@ -259,7 +259,12 @@ func (r *Repository[T]) Insert(ctx context.Context, e T) error {
 	if err := ctx.Err(); err != nil {
 		return idError("insert", id, err)
 	}
-	res, err := r.q.ExecContext(ctx, r.st.insert, id, data)
+	q, done, err := r.conn(ctx)
+	if err != nil {
+		return idError("insert", id, err)
+	}
+	defer done()
+	res, err := q.ExecContext(ctx, r.st.insert, id, data)
 	if err != nil {
 		return idError("insert", id, storeError(ctx, err, true))
 	}
@@ -309,7 +314,12 @@ func (r *Repository[T]) DeleteByID(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return idError("delete", id, err)
 	}
-	if _, err := r.q.ExecContext(ctx, r.st.deleteByID, id); err != nil {
+	q, done, err := r.conn(ctx)
+	if err != nil {
+		return idError("delete", id, err)
+	}
+	defer done()
+	if _, err := q.ExecContext(ctx, r.st.deleteByID, id); err != nil {
 		return idError("delete", id, storeError(ctx, err, true))
 	}
 	return nil
@@ -334,15 +344,20 @@ func (r *Repository[T]) Claim(ctx context.Context, id string, lease *locked.Leas
 	if err := ctx.Err(); err != nil {
 		return zero, idError("load", id, err)
 	}
+	q, done, err := r.conn(ctx)
+	if err != nil {
+		return zero, idError("load", id, err)
+	}
+	defer done()
 	var data []byte
 	for range maxAttempts {
 		var current sql.NullInt64
 		if r.d.withCTE {
-			err = r.q.QueryRowContext(ctx, r.st.claim, fence, id).Scan(&data, &current)
+			err = q.QueryRowContext(ctx, r.st.claim, fence, id).Scan(&data, &current)
 		} else {
-			err = r.q.QueryRowContext(ctx, r.st.claim, fence, id).Scan(&data)
+			err = q.QueryRowContext(ctx, r.st.claim, fence, id).Scan(&data)
 			if errors.Is(err, sql.ErrNoRows) {
-				data, err = nil, r.q.QueryRowContext(ctx, r.st.fence, id).Scan(&current)
+				data, err = nil, q.QueryRowContext(ctx, r.st.fence, id).Scan(&current)
 				if errors.Is(err, sql.ErrNoRows) {
 					err = nil
 				}
@@ -392,6 +407,11 @@ func (r *Repository[T]) write(ctx context.Context, op string, l *locked.Locked[T
 			return idError(op, id, err)
 		}
 	}
+	q, done, err := r.conn(ctx)
+	if err != nil {
+		return idError(op, id, err)
+	}
+	defer done()
 	stmt, args := r.st.save, []any{data, fence, id}
 	if op == "delete" {
 		stmt, args = r.st.delete, []any{fence, id}
@@ -406,12 +426,12 @@ func (r *Repository[T]) write(ctx context.Context, op string, l *locked.Locked[T
 			held    = true
 		)
 		if r.d.withCTE {
-			err = r.q.QueryRowContext(ctx, stmt, args...).Scan(&applied, &current, &held)
+			err = q.QueryRowContext(ctx, stmt, args...).Scan(&applied, &current, &held)
 		} else {
 			var res sql.Result
-			if res, err = r.q.ExecContext(ctx, stmt, args...); err == nil {
+			if res, err = q.ExecContext(ctx, stmt, args...); err == nil {
 				if applied, err = res.RowsAffected(); err == nil && applied == 0 {
-					err = r.q.QueryRowContext(ctx, r.st.fence, id).Scan(&current)
+					err = q.QueryRowContext(ctx, r.st.fence, id).Scan(&current)
 					if errors.Is(err, sql.ErrNoRows) {
 						err = nil
 					}
@@ -433,6 +453,21 @@ func (r *Repository[T]) write(ctx context.Context, op string, l *locked.Locked[T
 		// The record changed under the statement: decide again.
 	}
 	return idError(op, id, fmt.Errorf("%w: the record kept changing under %d attempts", locked.ErrUnavailable, maxAttempts))
+}
+
+// conn returns where a write runs: a connection of its own taken from the
+// pool first, so that a failure to get one (a closed pool, a refused dial)
+// is known to have sent nothing (locked.ErrUnavailable); or the bound
+// transaction. done returns the connection to the pool.
+func (r *Repository[T]) conn(ctx context.Context) (q querier, done func(), err error) {
+	if r.q != querier(r.db) {
+		return r.q, func() {}, nil
+	}
+	c, err := r.db.Conn(ctx)
+	if err != nil {
+		return nil, nil, storeError(ctx, err, false)
+	}
+	return c, func() { _ = c.Close() }, nil
 }
 
 func staleError(fence, current int64) error {
