@@ -288,7 +288,9 @@ func (p *Provider) giveUp(ctx context.Context, key, token string, cause error) e
 	if ctx.Err() != nil {
 		return fmt.Errorf("pgprovider: acquire %q: %w", key, provider.CtxError(ctx))
 	}
-	return fmt.Errorf("pgprovider: acquire %q: %w: %w", key, provider.ErrNotAcquired, cause)
+	// Undone: a definite refusal. The cause is text only, so that the
+	// error does not also match ErrOutcomeUnknown.
+	return fmt.Errorf("pgprovider: acquire %q: %w (its try was undone after: %v)", key, provider.ErrNotAcquired, cause)
 }
 
 // Acquire implements provider.Provider: see the package documentation on
