@@ -16,8 +16,15 @@
 //
 // [Provider.CreateSchema] creates both. A sequence never hands out a number
 // twice, also across a crash (its WAL record is written before the number
-// is used), so fences strictly increase per key, and across keys, for the
-// life of the database; they stay below 2^63.
+// is used); they stay below 2^63. A key's row is never deleted: a release
+// marks it free (token '', expires_at -infinity), and every grant after the
+// first takes its fence from the sequence inside the UPDATE, under the
+// row's lock, so grants of one key are ordered by that lock and their
+// fences strictly increase. (Deleting the row would let an acquire whose
+// fence was drawn before it waited insert that older fence after a newer
+// holder's: the first version of this package did, and the conformance
+// suite caught it.) The cost is one row per key ever locked, the same
+// order as the entity records.
 //
 // # Calls
 //
@@ -153,6 +160,7 @@ func New(pool *pgxpool.Pool, opts *Options) (*Provider, error) {
 	channel := o.Table + "_released"
 	notify := "pg_notify('" + channel + "', key)"
 	ttlAt := "clock_timestamp() + $3::bigint * interval '1 microsecond'"
+	free := "token = '', expires_at = '-infinity'"
 	remaining := "(extract(epoch from expires_at - clock_timestamp()) * 1000000)::bigint"
 	p := &Provider{
 		pool: pool, table: o.Table, channel: channel, poll: o.PollInterval,
@@ -161,15 +169,14 @@ func New(pool *pgxpool.Pool, opts *Options) (*Provider, error) {
 				" CREATE SEQUENCE IF NOT EXISTS " + seq,
 			// Returns the new fence, or NULL and the holder's remaining µs.
 			acquire: "WITH ins AS (INSERT INTO " + t + " AS l (key, token, fence, expires_at) VALUES ($1, $2, nextval('" + seq + "'), " + ttlAt + ")" +
-				" ON CONFLICT (key) DO UPDATE SET token = excluded.token, fence = excluded.fence, expires_at = excluded.expires_at" +
+				" ON CONFLICT (key) DO UPDATE SET token = excluded.token, fence = nextval('" + seq + "'), expires_at = excluded.expires_at" +
 				" WHERE l.expires_at <= clock_timestamp() RETURNING fence)" +
-				" SELECT (SELECT fence FROM ins), (SELECT " + remaining + " FROM " + t + " WHERE key = $1)",
-			// Deletes the token's row, lapsed or not; reports whether it was still held.
-			release: "DELETE FROM " + t + " WHERE key = $1 AND token = $2 RETURNING expires_at > clock_timestamp(), " + notify,
+				" SELECT (SELECT fence FROM ins), (SELECT " + remaining + " FROM " + t + " WHERE key = $1 AND expires_at > clock_timestamp())",
+			release: "UPDATE " + t + " SET " + free + " WHERE key = $1 AND token = $2 AND expires_at > clock_timestamp() RETURNING " + notify,
 			extend:  "UPDATE " + t + " SET expires_at = " + ttlAt + " WHERE key = $1 AND token = $2 AND expires_at > clock_timestamp() RETURNING fence",
 			state:   "SELECT token, fence, " + remaining + " FROM " + t + " WHERE key = $1 AND expires_at > clock_timestamp()",
-			force:   "DELETE FROM " + t + " WHERE key = $1 RETURNING expires_at > clock_timestamp(), " + notify,
-			giveUp:  "DELETE FROM " + t + " WHERE key = $1 AND token = $2",
+			force:   "UPDATE " + t + " SET " + free + " WHERE key = $1 AND expires_at > clock_timestamp() RETURNING " + notify,
+			giveUp:  "UPDATE " + t + " SET " + free + " WHERE key = $1 AND token = $2",
 		},
 		closed:  make(chan struct{}),
 		done:    make(chan struct{}),
@@ -332,13 +339,12 @@ func (p *Provider) Release(ctx context.Context, key, token string) error {
 	if p.isClosed() {
 		return errClosed("release")
 	}
-	var held bool
 	err := p.exec(ctx, true, func(c *pgxpool.Conn) error {
 		var ignored string
-		return c.QueryRow(ctx, p.q.release, key, token).Scan(&held, &ignored)
+		return c.QueryRow(ctx, p.q.release, key, token).Scan(&ignored)
 	})
 	switch {
-	case errors.Is(err, pgx.ErrNoRows), err == nil && !held:
+	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("pgprovider: release %q: %w", key, provider.ErrNotHeld)
 	case err != nil:
 		return fmt.Errorf("pgprovider: release %q: %w", key, err)
@@ -401,10 +407,9 @@ func (p *Provider) ForceRelease(ctx context.Context, key string) (bool, error) {
 	if p.isClosed() {
 		return false, errClosed("force release")
 	}
-	var held bool
 	err := p.exec(ctx, true, func(c *pgxpool.Conn) error {
 		var ignored string
-		return c.QueryRow(ctx, p.q.force, key).Scan(&held, &ignored)
+		return c.QueryRow(ctx, p.q.force, key).Scan(&ignored)
 	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -412,7 +417,7 @@ func (p *Provider) ForceRelease(ctx context.Context, key string) (bool, error) {
 	case err != nil:
 		return false, fmt.Errorf("pgprovider: force release %q: %w", key, err)
 	}
-	return held, nil
+	return true, nil
 }
 
 // Close implements provider.Provider: it stops the listener and ends
