@@ -17,7 +17,7 @@
 // [Provider.CreateSchema] creates both. A sequence never hands out a number
 // twice, also across a crash (its WAL record is written before the number
 // is used); they stay below 2^63. A key's row is never deleted: a release
-// marks it free (token '', expires_at -infinity), and every grant after the
+// marks it free (token ”, expires_at -infinity), and every grant after the
 // first takes its fence from the sequence inside the UPDATE, under the
 // row's lock, so grants of one key are ordered by that lock and their
 // fences strictly increase. (Deleting the row would let an acquire whose

@@ -36,7 +36,7 @@ func pgLocks(t testing.TB) *pgprovider.Provider {
 func TestConformancePostgresPgprovider(t *testing.T) {
 	db := openPG(t)
 	repositorytest.Harness{
-		NewRepo: func(t *testing.T) repository.Repository[*entity] { return newRepo(t, db, nil) },
+		NewRepo:    func(t *testing.T) repository.Repository[*entity] { return newRepo(t, db, nil) },
 		NewService: func(t *testing.T) *locked.Service { return newService(t, pgLocks(t), nil) },
 		Workers:    8,
 		Cycles:     100,
