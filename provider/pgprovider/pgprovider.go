@@ -13,8 +13,9 @@
 //		expires_at TIMESTAMPTZ NOT NULL  -- by the database clock
 //	);
 //	CREATE SEQUENCE lockproof_locks_fence;
+//	CREATE TABLE lockproof_locks_waiters (key TEXT, token TEXT, until TIMESTAMPTZ, PRIMARY KEY (key, token));
 //
-// [Provider.CreateSchema] creates both. A sequence never hands out a number
+// [Provider.CreateSchema] creates them. A sequence never hands out a number
 // twice, also across a crash (its WAL record is written before the number
 // is used); they stay below 2^63. A key's row is never deleted: a release
 // marks it free (token ”, expires_at -infinity), and every grant after the
@@ -37,8 +38,10 @@
 //
 // # Waiting
 //
-// Release and ForceRelease NOTIFY the channel Table + "_released" with the
-// key. One goroutine per Provider LISTENs on its own connection and wakes
+// A waiter that found the key held writes a row (key, token, until) into
+// Table + "_waiters", then tries once more before it waits. Release and
+// ForceRelease NOTIFY the channel Table + "_released" with the key, only
+// when such a row exists (so uncontended releases notify nobody). One goroutine per Provider LISTENs on its own connection and wakes
 // the waiters of that key, which register before they try, so no release
 // between a try and the wait is missed. Waiters also retry after
 // Options.PollInterval (jittered) or when the holder's hold would lapse,
@@ -131,6 +134,7 @@ type Provider struct {
 
 type queries struct {
 	acquire, release, extend, state, force, giveUp, schema string
+	wait, unwait                                           string
 }
 
 // New returns a Provider on pool and starts its listener goroutine (stopped
@@ -158,7 +162,11 @@ func New(pool *pgxpool.Pool, opts *Options) (*Provider, error) {
 	}
 	t, seq := `"`+o.Table+`"`, `"`+o.Table+`_fence"`
 	channel := o.Table + "_released"
-	notify := "pg_notify('" + channel + "', key)"
+	waiters := `"` + o.Table + `_waiters"`
+	// Only a release that someone waits for notifies: NOTIFY costs the
+	// releaser a queue lock at commit and every listener a wake-up.
+	notify := "CASE WHEN EXISTS (SELECT 1 FROM " + waiters + " w WHERE w.key = $1 AND w.until > clock_timestamp())" +
+		" THEN pg_notify('" + channel + "', $1) END"
 	ttlAt := "clock_timestamp() + $3::bigint * interval '1 microsecond'"
 	free := "token = '', expires_at = '-infinity'"
 	remaining := "(extract(epoch from expires_at - clock_timestamp()) * 1000000)::bigint"
@@ -166,7 +174,11 @@ func New(pool *pgxpool.Pool, opts *Options) (*Provider, error) {
 		pool: pool, table: o.Table, channel: channel, poll: o.PollInterval,
 		q: queries{
 			schema: "CREATE TABLE IF NOT EXISTS " + t + " (key TEXT PRIMARY KEY, token TEXT NOT NULL, fence BIGINT NOT NULL, expires_at TIMESTAMPTZ NOT NULL);" +
-				" CREATE SEQUENCE IF NOT EXISTS " + seq,
+				" CREATE SEQUENCE IF NOT EXISTS " + seq + ";" +
+				" CREATE TABLE IF NOT EXISTS " + waiters + " (key TEXT NOT NULL, token TEXT NOT NULL, until TIMESTAMPTZ NOT NULL, PRIMARY KEY (key, token))",
+			wait: "INSERT INTO " + waiters + " AS w (key, token, until) VALUES ($1, $2, " + ttlAt + ")" +
+				" ON CONFLICT (key, token) DO UPDATE SET until = excluded.until",
+			unwait: "DELETE FROM " + waiters + " WHERE key = $1 AND token = $2",
 			// Returns the new fence, or NULL and the holder's remaining µs.
 			acquire: "WITH ins AS (INSERT INTO " + t + " AS l (key, token, fence, expires_at) VALUES ($1, $2, nextval('" + seq + "'), " + ttlAt + ")" +
 				" ON CONFLICT (key) DO UPDATE SET token = excluded.token, fence = nextval('" + seq + "'), expires_at = excluded.expires_at" +
@@ -309,10 +321,28 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 	wake := make(chan struct{}, 1)
 	p.addWaiter(key, wake)
 	defer p.removeWaiter(key, wake)
+	registered := false
 	for {
 		g, rest, err := p.try(ctx, key, token, ttl)
 		if !errors.Is(err, provider.ErrNotAcquired) || ctx.Err() != nil {
 			return g, err
+		}
+		// Ask for a wake-up (renewed every round; it lapses after three
+		// poll intervals if this process dies), then try once more before
+		// waiting, so that a release between the try and the row is seen.
+		if err := p.exec(ctx, true, func(c *pgxpool.Conn) error {
+			_, err := c.Exec(ctx, p.q.wait, key, token, micros(3*p.poll))
+			return err
+		}); err != nil {
+			if ctx.Err() != nil {
+				err = provider.CtxError(ctx)
+			}
+			return provider.Grant{}, fmt.Errorf("pgprovider: acquire %q: %w", key, err)
+		}
+		if !registered {
+			registered = true
+			defer p.unwait(ctx, key, token)
+			continue
 		}
 		wait := time.Duration(float64(p.poll) * (0.5 + rand.Float64()))
 		if rest > 0 && rest < wait {
@@ -331,6 +361,17 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 	}
 }
 
+// unwait deletes the waiter's row, bounded by giveUpTimeout; a row left
+// behind lapses by itself and only costs a release a NOTIFY.
+func (p *Provider) unwait(ctx context.Context, key, token string) {
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), giveUpTimeout)
+	defer cancel()
+	_ = p.exec(uctx, true, func(c *pgxpool.Conn) error {
+		_, err := c.Exec(uctx, p.q.unwait, key, token)
+		return err
+	})
+}
+
 // Release implements provider.Provider.
 func (p *Provider) Release(ctx context.Context, key, token string) error {
 	if err := cmp.Or(provider.CheckKey(key), provider.CheckToken(token)); err != nil {
@@ -340,7 +381,7 @@ func (p *Provider) Release(ctx context.Context, key, token string) error {
 		return errClosed("release")
 	}
 	err := p.exec(ctx, true, func(c *pgxpool.Conn) error {
-		var ignored string
+		var ignored any
 		return c.QueryRow(ctx, p.q.release, key, token).Scan(&ignored)
 	})
 	switch {
@@ -408,7 +449,7 @@ func (p *Provider) ForceRelease(ctx context.Context, key string) (bool, error) {
 		return false, errClosed("force release")
 	}
 	err := p.exec(ctx, true, func(c *pgxpool.Conn) error {
-		var ignored string
+		var ignored any
 		return c.QueryRow(ctx, p.q.force, key).Scan(&ignored)
 	})
 	switch {
