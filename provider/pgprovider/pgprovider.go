@@ -54,10 +54,17 @@
 // rejected, or that pgx knows it never sent, returns provider.ErrUnavailable:
 // nothing changed. A connection lost while a write statement ran returns
 // provider.ErrOutcomeUnknown. An Acquire or TryAcquire that ends that way
-// (or whose context ends during its statement) gives up its try with a
-// DELETE of its own token, bounded by giveUpTimeout; if the give-up
-// succeeds the answer is a definite ErrNotAcquired, else
-// ErrOutcomeUnknown (a hold may exist until its TTL).
+// gives up its try: it ends the server process that ran the statement
+// (pg_terminate_backend, waiting for it), then frees its own token's hold,
+// which makes the answer a definite ErrNotAcquired; if that cannot finish
+// within 200 ms the answer is ErrOutcomeUnknown (a hold may exist until its
+// TTL). A statement already sent when its context ends may run on for 50 ms,
+// so that it usually still returns a definite answer. A grant that arrives after the context ended is
+// returned as a grant (the contract allows either answer then).
+//
+// The give-up calls pg_terminate_backend on the provider's own session,
+// which PostgreSQL allows a role for its own sessions; a role that may not
+// gets ErrOutcomeUnknown instead.
 //
 // # Exact fencing with sqlrepo
 //
@@ -89,10 +96,14 @@ const (
 	DefaultPollInterval = time.Second
 )
 
-// giveUpTimeout bounds the DELETE that undoes an acquire whose outcome is
-// unknown; it is the documented bound by which such an Acquire may return
-// after its context's deadline.
-const giveUpTimeout = 250 * time.Millisecond
+// grace is how long a statement already sent may run on after its
+// context ended; giveUpTimeout bounds the give-up of an acquire whose
+// outcome is unknown. A call returns within its context's deadline plus
+// grace, or plus grace + giveUpTimeout for an acquire that must be undone.
+const (
+	grace         = 50 * time.Millisecond
+	giveUpTimeout = 200 * time.Millisecond
+)
 
 // Options configure a Provider. A nil *Options, and every zero field, means
 // the default.
@@ -126,6 +137,7 @@ type Provider struct {
 	done     chan struct{}      // closed when the listener has returned
 	closed   chan struct{}      // closed by Close
 	closeOne sync.Once
+	bg       sync.WaitGroup // background clean-ups (unwait); Close waits for them
 
 	mu sync.Mutex
 	// waiters is guarded by mu: key → wake-up channels of its waiters.
@@ -134,7 +146,7 @@ type Provider struct {
 
 type queries struct {
 	acquire, release, extend, state, force, giveUp, schema string
-	wait, unwait                                           string
+	wait, unwait, terminate, gone                          string
 }
 
 // New returns a Provider on pool and starts its listener goroutine (stopped
@@ -189,6 +201,10 @@ func New(pool *pgxpool.Pool, opts *Options) (*Provider, error) {
 			state:   "SELECT token, fence, " + remaining + " FROM " + t + " WHERE key = $1 AND expires_at > clock_timestamp()",
 			force:   "UPDATE " + t + " SET " + free + " WHERE key = $1 AND expires_at > clock_timestamp() RETURNING " + notify,
 			giveUp:  "UPDATE " + t + " SET " + free + " WHERE key = $1 AND token = $2",
+			// A process that is already gone makes pg_terminate_backend warn
+			// and return false; gone then decides.
+			terminate: "SELECT pg_terminate_backend($1::int, $2::bigint) WHERE EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1::int)",
+			gone:      "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1::int)",
 		},
 		closed:  make(chan struct{}),
 		done:    make(chan struct{}),
@@ -231,17 +247,41 @@ func (p *Provider) isClosed() bool {
 
 func errClosed(op string) error { return fmt.Errorf("pgprovider: %s: %w", op, provider.ErrClosed) }
 
+// statementContext returns the context of one statement: it ends grace
+// after ctx ends, not at once, so that a statement already sent usually
+// still brings back its answer (a definite one) instead of being cut off
+// with its outcome unknown.
+func statementContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(grace, cancel)
+		context.AfterFunc(sctx, func() { t.Stop() })
+	})
+	return sctx, func() { stop(); cancel() }
+}
+
 // exec runs one statement on a connection of its own and classifies a
 // failure: no connection, a statement PostgreSQL rejected, or a request
 // pgx knows it never sent is provider.Unavailable; anything else is
 // provider.OutcomeUnknown for a write (unknown false: a read).
-func (p *Provider) exec(ctx context.Context, write bool, f func(c *pgxpool.Conn) error) error {
-	c, err := p.pool.Acquire(ctx)
+func (p *Provider) exec(ctx context.Context, write bool, f func(ctx context.Context, c *pgxpool.Conn) error) error {
+	return p.execPID(ctx, write, nil, f)
+}
+
+// execPID is exec that also stores the server process ID of the
+// connection in *pid, for a give-up that must end that process.
+func (p *Provider) execPID(ctx context.Context, write bool, pid *uint32, f func(ctx context.Context, c *pgxpool.Conn) error) error {
+	c, err := p.pool.Acquire(ctx) // nothing is sent before it succeeds
 	if err != nil {
 		return provider.Unavailable(err)
 	}
 	defer c.Release()
-	err = f(c)
+	if pid != nil {
+		*pid = c.Conn().PgConn().PID()
+	}
+	sctx, cancel := statementContext(ctx)
+	defer cancel()
+	err = f(sctx, c)
 	if err == nil || errors.Is(err, pgx.ErrNoRows) {
 		return err
 	}
@@ -273,13 +313,16 @@ func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration
 		return provider.Grant{}, 0, fmt.Errorf("pgprovider: acquire %q: %w", key, provider.CtxError(ctx))
 	}
 	start := time.Now()
-	var fence, rest *int64
-	err := p.exec(ctx, true, func(c *pgxpool.Conn) error {
+	var (
+		fence, rest *int64
+		pid         uint32
+	)
+	err := p.execPID(ctx, true, &pid, func(ctx context.Context, c *pgxpool.Conn) error {
 		return c.QueryRow(ctx, p.q.acquire, key, token, micros(ttl)).Scan(&fence, &rest)
 	})
 	switch {
 	case errors.Is(err, provider.ErrOutcomeUnknown):
-		return provider.Grant{}, 0, p.giveUp(ctx, key, token, err)
+		return provider.Grant{}, 0, p.giveUp(ctx, key, token, pid, err)
 	case err != nil:
 		return provider.Grant{}, 0, fmt.Errorf("pgprovider: acquire %q: %w", key, err)
 	case fence != nil:
@@ -289,22 +332,39 @@ func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration
 	if rest != nil && *rest > 0 {
 		wait = time.Duration(*rest) * time.Microsecond
 	}
+	if ctx.Err() != nil {
+		return provider.Grant{}, 0, fmt.Errorf("pgprovider: acquire %q: %w", key, provider.CtxError(ctx))
+	}
 	return provider.Grant{}, wait, fmt.Errorf("pgprovider: acquire %q: %w", key, provider.ErrNotAcquired)
 }
 
-// giveUp undoes an acquire whose statement may have run: it deletes the
-// token's row. If that succeeds the acquire is definitely not held.
-func (p *Provider) giveUp(ctx context.Context, key, token string, cause error) error {
+// giveUp undoes an acquire whose statement may have run on server process
+// pid. PostgreSQL runs a statement it received even after its client left,
+// so it first ends that process (pg_terminate_backend, waiting for it):
+// then the statement has either committed or never will. Freeing the
+// token's hold after that gives a definite refusal whether or not the
+// statement had taken it. If the give-up cannot finish within
+// giveUpTimeout the outcome stays unknown.
+func (p *Provider) giveUp(ctx context.Context, key, token string, pid uint32, cause error) error {
 	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), giveUpTimeout)
 	defer cancel()
-	err := p.exec(gctx, true, func(c *pgxpool.Conn) error {
-		_, err := c.Exec(gctx, p.q.giveUp, key, token)
+	var gone bool
+	err := p.exec(gctx, true, func(ctx context.Context, c *pgxpool.Conn) error {
+		if _, err := c.Exec(ctx, p.q.terminate, int64(pid), giveUpTimeout.Milliseconds()/2); err != nil {
+			return err
+		}
+		if err := c.QueryRow(ctx, p.q.gone, int64(pid)).Scan(&gone); err != nil || !gone {
+			return err
+		}
+		_, err := c.Exec(ctx, p.q.giveUp, key, token)
 		return err
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return fmt.Errorf("pgprovider: acquire %q: %w (and its undo failed: %v; a hold may remain until its TTL)", key, cause, err)
-	}
-	if ctx.Err() != nil {
+	case !gone:
+		return fmt.Errorf("pgprovider: acquire %q: %w (its server process %d did not end; a hold may remain until its TTL)", key, cause, pid)
+	case ctx.Err() != nil:
 		return fmt.Errorf("pgprovider: acquire %q: %w", key, provider.CtxError(ctx))
 	}
 	// Undone: a definite refusal. The cause is text only, so that the
@@ -330,7 +390,7 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 		// Ask for a wake-up (renewed every round; it lapses after three
 		// poll intervals if this process dies), then try once more before
 		// waiting, so that a release between the try and the row is seen.
-		if err := p.exec(ctx, true, func(c *pgxpool.Conn) error {
+		if err := p.exec(ctx, true, func(ctx context.Context, c *pgxpool.Conn) error {
 			_, err := c.Exec(ctx, p.q.wait, key, token, micros(3*p.poll))
 			return err
 		}); err != nil {
@@ -341,7 +401,7 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 		}
 		if !registered {
 			registered = true
-			defer p.unwait(ctx, key, token)
+			defer p.unwait(key, token)
 			continue
 		}
 		wait := time.Duration(float64(p.poll) * (0.5 + rand.Float64()))
@@ -361,14 +421,17 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 	}
 }
 
-// unwait deletes the waiter's row, bounded by giveUpTimeout; a row left
-// behind lapses by itself and only costs a release a NOTIFY.
-func (p *Provider) unwait(ctx context.Context, key, token string) {
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), giveUpTimeout)
-	defer cancel()
-	_ = p.exec(uctx, true, func(c *pgxpool.Conn) error {
-		_, err := c.Exec(uctx, p.q.unwait, key, token)
-		return err
+// unwait deletes the waiter's row in the background (the caller does not
+// wait for it; Close does), bounded by grace; a row left behind lapses by
+// itself and only costs a release a NOTIFY.
+func (p *Provider) unwait(key, token string) {
+	p.bg.Go(func() {
+		uctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		_ = p.exec(uctx, true, func(ctx context.Context, c *pgxpool.Conn) error {
+			_, err := c.Exec(ctx, p.q.unwait, key, token)
+			return err
+		})
 	})
 }
 
@@ -380,7 +443,7 @@ func (p *Provider) Release(ctx context.Context, key, token string) error {
 	if p.isClosed() {
 		return errClosed("release")
 	}
-	err := p.exec(ctx, true, func(c *pgxpool.Conn) error {
+	err := p.exec(ctx, true, func(ctx context.Context, c *pgxpool.Conn) error {
 		var ignored any
 		return c.QueryRow(ctx, p.q.release, key, token).Scan(&ignored)
 	})
@@ -403,7 +466,7 @@ func (p *Provider) Extend(ctx context.Context, key, token string, ttl time.Durat
 	}
 	start := time.Now()
 	var fence int64
-	err := p.exec(ctx, true, func(c *pgxpool.Conn) error {
+	err := p.exec(ctx, true, func(ctx context.Context, c *pgxpool.Conn) error {
 		return c.QueryRow(ctx, p.q.extend, key, token, micros(ttl)).Scan(&fence)
 	})
 	switch {
@@ -427,7 +490,7 @@ func (p *Provider) State(ctx context.Context, key string) (provider.State, error
 		s           provider.State
 		fence, rest int64
 	)
-	err := p.exec(ctx, false, func(c *pgxpool.Conn) error {
+	err := p.exec(ctx, false, func(ctx context.Context, c *pgxpool.Conn) error {
 		return c.QueryRow(ctx, p.q.state, key).Scan(&s.Token, &fence, &rest)
 	})
 	switch {
@@ -448,7 +511,7 @@ func (p *Provider) ForceRelease(ctx context.Context, key string) (bool, error) {
 	if p.isClosed() {
 		return false, errClosed("force release")
 	}
-	err := p.exec(ctx, true, func(c *pgxpool.Conn) error {
+	err := p.exec(ctx, true, func(ctx context.Context, c *pgxpool.Conn) error {
 		var ignored any
 		return c.QueryRow(ctx, p.q.force, key).Scan(&ignored)
 	})
@@ -469,6 +532,7 @@ func (p *Provider) Close() error {
 		close(p.closed)
 		p.stop()
 		<-p.done
+		p.bg.Wait()
 	})
 	return nil
 }
