@@ -27,7 +27,7 @@ func TestConformancePostgresRedisprovider(t *testing.T) {
 		NewRepo:    func(t *testing.T) repository.Repository[*entity] { return newRepo(t, db, nil) },
 		NewService: func(t *testing.T) *locked.Service { return redisService(t, c) },
 		Workers:    8,
-		Cycles:     100,
+		Cycles:     50,
 	}.Run(t)
 }
 

@@ -39,7 +39,7 @@ func TestConformancePostgresPgprovider(t *testing.T) {
 		NewRepo:    func(t *testing.T) repository.Repository[*entity] { return newRepo(t, db, nil) },
 		NewService: func(t *testing.T) *locked.Service { return newService(t, pgLocks(t), nil) },
 		Workers:    8,
-		Cycles:     100,
+		Cycles:     50,
 	}.Run(t)
 }
 
@@ -55,7 +55,7 @@ func TestConformanceExact(t *testing.T) {
 		},
 		NewService: func(t *testing.T) *locked.Service { return newService(t, p, nil) },
 		Workers:    8,
-		Cycles:     100,
+		Cycles:     50,
 	}.Run(t)
 }
 
