@@ -3,6 +3,8 @@ package pgprovider
 import (
 	"context"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // listen owns the LISTEN connection: it subscribes, wakes the waiters of
@@ -22,22 +24,24 @@ func (p *Provider) listen(ctx context.Context) {
 	}
 }
 
+// listenOnce holds one connection of its own (not one of the pool's: it
+// is busy for the Provider's whole life), made from the pool's config.
 func (p *Provider) listenOnce(ctx context.Context) {
-	c, err := p.pool.Acquire(ctx)
+	c, err := pgx.ConnectConfig(ctx, p.pool.Config().ConnConfig.Copy())
 	if err != nil {
 		return
 	}
-	// The connection has session state (LISTEN): never return it to the pool.
 	defer func() {
-		_ = c.Conn().Close(context.Background())
-		c.Release()
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = c.Close(cctx)
 	}()
 	if _, err := c.Exec(ctx, `LISTEN "`+p.channel+`"`); err != nil {
 		return
 	}
 	p.wakeAll() // subscribed: waiters that tried before this retry now
 	for {
-		n, err := c.Conn().WaitForNotification(ctx)
+		n, err := c.WaitForNotification(ctx)
 		if err != nil {
 			return
 		}
