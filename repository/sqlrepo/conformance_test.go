@@ -16,7 +16,7 @@ func TestConformancePostgresMemprovider(t *testing.T) {
 		NewRepo:    func(t *testing.T) repository.Repository[*entity] { return newRepo(t, db, nil) },
 		NewService: func(t *testing.T) *locked.Service { return memService(t) },
 		Workers:    8,
-		Cycles:     200,
+		Cycles:     100,
 	}.Run(t)
 }
 
@@ -39,6 +39,6 @@ func TestConformanceSQLiteMemprovider(t *testing.T) {
 		},
 		NewService: func(t *testing.T) *locked.Service { return memService(t) },
 		Workers:    8,
-		Cycles:     200,
+		Cycles:     100,
 	}.Run(t)
 }

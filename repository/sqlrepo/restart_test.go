@@ -100,7 +100,7 @@ func TestRestart(t *testing.T) {
 			time.Sleep(20 * time.Millisecond) // re-read N
 		}
 	}
-	waitCycles(20)
+	waitCycles(10)
 	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestRestart(t *testing.T) {
 		}
 	}
 	close(restarted)
-	waitCycles(int(before.N) + 20)
+	waitCycles(int(before.N) + 10)
 	close(stop)
 	s := <-done
 	if firstErr != nil {
