@@ -10,18 +10,28 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lockproof/lockproof/internal/pgtest"
+	"github.com/lockproof/lockproof/internal/redistest"
 	"github.com/lockproof/lockproof/locked"
+	"github.com/lockproof/lockproof/provider"
 	"github.com/lockproof/lockproof/provider/pgprovider"
+	"github.com/lockproof/lockproof/redisprovider"
 	"github.com/lockproof/lockproof/repository/sqlrepo"
 )
 
-// TestRestart: PostgreSQL (holding both the locks and the entities) is
-// stopped and started again while a worker runs lock → load → N++ → save
-// cycles. Every failed cycle reports ErrUnavailable (outcome unknown
+// TestRestart: PostgreSQL (holding the entities, and the locks with
+// pgprovider; with Redis locks only the entities) is stopped and started
+// again while a worker runs lock → load → N++ → save cycles. Every failed cycle reports ErrUnavailable (outcome unknown
 // included) or ErrNotHeld (its hold was lost with the server), nothing
 // panics, the worker recovers once the server is back, and the stored N
 // is explained by the cycles: applied ≤ N ≤ applied + unknown.
 func TestRestart(t *testing.T) {
+	node := redistest.Server(t)
+	for _, locks := range []string{"pgprovider", "redis"} {
+		t.Run(locks, func(t *testing.T) { restart(t, locks, node) })
+	}
+}
+
+func restart(t *testing.T, locks string, node *redistest.Node) {
 	srv := pgtest.New(t)
 	db, err := sql.Open("pgx", srv.DSN())
 	if err != nil {
@@ -33,15 +43,26 @@ func TestRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	p, err := pgprovider.New(pool, &pgprovider.Options{PollInterval: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
+	var (
+		lp   provider.Provider
+		opts sqlrepo.Options
+	)
+	if locks == "redis" {
+		if lp, err = redisprovider.New(node.Client(t), &redisprovider.Options{PollInterval: 100 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		pp, err := pgprovider.New(pool, &pgprovider.Options{PollInterval: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pp.CreateSchema(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		lp, opts.Hold = pp, pp
 	}
-	if err := p.CreateSchema(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	svc := newService(t, p, &locked.Options{TTL: 5 * time.Second, Timeout: 2 * time.Second})
-	r := newRepo(t, db, &sqlrepo.Options{Hold: p})
+	svc := newService(t, lp, &locked.Options{TTL: 5 * time.Second, Timeout: 2 * time.Second})
+	r := newRepo(t, db, &opts)
 	id := insert(t, r, 0).Key
 
 	type stats struct{ applied, unknown, failed, afterRestart int }
