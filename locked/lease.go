@@ -298,7 +298,10 @@ func (l *Lease) StopAutoRenew() {
 
 // Release frees the key. It returns ErrNotHeld if the lease had already
 // ended (released, lapsed or lost) or the store no longer had it; the key is
-// then left to its current holder, if any.
+// then left to its current holder, if any. A lease whose TTL ran out before
+// Release reports ErrExpired, even if the store (whose expiry is never
+// earlier than the local one) still had the hold and this call freed it:
+// the work done since the expiry was not protected.
 func (l *Lease) Release(ctx context.Context) error {
 	if l == nil || l.svc == nil {
 		return opError("release", l.Key(), fmt.Errorf("%w: zero or nil lease", ErrNotHeld))
@@ -313,10 +316,12 @@ func (l *Lease) Release(ctx context.Context) error {
 	if err == nil {
 		l.svc.endLocal(l.key, l.token, errReleased) // a WithReentrant lease on the same hold
 		l.svc.events.emit(Event{Type: Released, Key: l.key, Fence: l.fence, Token: l.token})
-		return nil
 	}
-	if errors.Is(err, ErrNotHeld) && lapsed != nil {
-		err = lapsed // say why: expired or lost
+	if lapsed != nil && (err == nil || errors.Is(err, ErrNotHeld)) {
+		// The lease had ended here before Release (expired or lost): say
+		// so even if the store still had the hold and freed it now, since
+		// the work done under the lease was no longer protected.
+		return opError("release", l.key, lapsed)
 	}
 	return opError("release", l.key, err)
 }
