@@ -104,7 +104,8 @@ func (ev *events) emit(e Event) {
 	}
 }
 
-// Subscribe calls fn, synchronously, for every later lease event of this
+// Subscribe calls fn, synchronously and after the functions subscribed
+// before it, for every later lease event of this
 // Service, until the returned function is called (calling it again does
 // nothing). fn must be quick and must not call back into the lease that the
 // event is about. With no subscriber, events cost nothing. Subscribing to a
