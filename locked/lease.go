@@ -16,8 +16,9 @@ import (
 // Release or Close; afterwards every operation on it fails with ErrNotHeld
 // (Close alone returns nil again, so `defer l.Close()` is always safe).
 //
-// A lease also ends on its own when its TTL runs out without Extend, or when
-// auto-renewal finds it taken over; Context reports either. The zero Lease
+// A lease also ends on its own when its TTL runs out without ExtendTo or
+// ExtendBy, or when auto-renewal finds it taken over; Context reports
+// either. The zero Lease
 // and a nil *Lease hold nothing: their methods return ErrNotHeld.
 type Lease struct {
 	svc   *Service

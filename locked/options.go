@@ -110,7 +110,7 @@ func WithTTL(d time.Duration) CallOption {
 }
 
 // WithNoExpiry takes a lock that never lapses: only its holder (Release,
-// Close, Service.Release by owner) or ForceRelease frees it. Extend on it
+// Close, Service.Release by owner) or ForceRelease frees it. ExtendTo and ExtendBy on it
 // fails with ErrInvalid, auto-renewal is off, Lease.NoExpiry and
 // State.NoExpiry report it. A process that dies holding one leaves the key
 // locked until an operator force-releases it: prefer a TTL with
