@@ -1,6 +1,11 @@
 package locked
 
-import "context"
+import (
+	"context"
+	"reflect"
+
+	"github.com/lockproof/lockproof/provider"
+)
 
 // chainKey is the context key under which a lease's Context (and the ctx
 // Run gives fn) carries the leases of its call chain.
@@ -28,7 +33,7 @@ func (s *Service) heldInChain(ctx context.Context, key string) bool {
 	sk := s.prefix + key
 	for n := chainOf(ctx); n != nil; n = n.parent {
 		l := n.lease
-		if l.svc.p == s.p && l.svc.prefix+l.key == sk && l.alive() == nil {
+		if sameProvider(l.svc.p, s.p) && l.svc.prefix+l.key == sk && l.alive() == nil {
 			return true
 		}
 	}
@@ -47,4 +52,11 @@ func withChains(ctx context.Context, leases []*Lease) context.Context {
 		n = &chainNode{lease: l, parent: n}
 	}
 	return context.WithValue(ctx, chainKey{}, n)
+}
+
+// sameProvider reports whether a and b are the same provider value, without
+// panicking on a provider type that == cannot compare.
+func sameProvider(a, b provider.Provider) bool {
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	return ta == tb && ta.Comparable() && a == b
 }

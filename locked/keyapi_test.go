@@ -192,3 +192,28 @@ func TestReentrantLeasesShareTheHold(t *testing.T) {
 	require.Equal(t, 0, s.Stats().Open)
 	require.False(t, p.IsLocked(key))
 }
+
+func TestLeasesContextEndsWithAnyLease(t *testing.T) {
+	p := newProvider(t)
+	s := newService(t, p, nil)
+	ctx := t.Context()
+	a, b := uniqueKey(t, "a"), uniqueKey(t, "b")
+	set, err := s.AcquireAll(ctx, []string{a, b})
+	require.NoError(t, err)
+	lctx, stop := set.Context()
+	defer stop()
+	require.NoError(t, lctx.Err())
+	_, err = s.ForceRelease(ctx, b)
+	require.NoError(t, err)
+	require.ErrorIs(t, set.All()[1].Check(ctx), locked.ErrNotHeld) // noticed: that lease ends
+	<-lctx.Done()
+	require.ErrorIs(t, context.Cause(lctx), locked.ErrNotHeld)
+
+	err = set.Release(ctx)
+	require.ErrorIs(t, err, locked.ErrNotHeld, "b had ended")
+	require.False(t, p.IsLocked(a), "a was released all the same")
+	require.NoError(t, set.Close(), "nothing left to close")
+	var nilSet *locked.Leases
+	require.NoError(t, nilSet.Close())
+	require.Nil(t, nilSet.All())
+}

@@ -124,7 +124,9 @@ func (l *Lease) Context() context.Context {
 
 // Check reports, with one call to the store, whether the lease still holds
 // its key with its fence. It returns nil or an error matching ErrNotHeld
-// (or the store's error).
+// (or the store's error). When the store no longer has the hold (it was
+// force-released, released by owner or admin, or expired there), the lease
+// ends here too: its Context is cancelled.
 func (l *Lease) Check(ctx context.Context) error {
 	if err := l.alive(); err != nil {
 		return opError("check", l.Key(), err)
@@ -139,10 +141,14 @@ func (l *Lease) checkStore(ctx context.Context) error {
 		return opError("check", l.key, err)
 	}
 	if !st.Held || st.Token != l.token || st.Fence != l.fence {
-		return opError("check", l.key, ErrNotHeld)
+		l.lose(errGone)
+		return opError("check", l.key, errGone)
 	}
 	return nil
 }
+
+// errGone is why a lease ends when the store says it no longer has it.
+var errGone = fmt.Errorf("%w: the store no longer has the hold", ErrNotHeld)
 
 // alive checks what can be checked locally: a real, open, unexpired lease.
 func (l *Lease) alive() error {

@@ -589,7 +589,8 @@ func TestZeroAndNilLocked(t *testing.T) {
 
 // TestCheckLocal: CheckLocal answers from what this process knows, without
 // the store; Check also asks the store. A force-release that the holder has
-// not noticed yet tells them apart.
+// not noticed yet tells them apart, until Check notices it and ends the
+// lease here too.
 func TestCheckLocal(t *testing.T) {
 	p := newProvider(t)
 	s := newService(t, p, nil)
@@ -600,16 +601,18 @@ func TestCheckLocal(t *testing.T) {
 	require.NoError(t, l.CheckLocal())
 	require.NoError(t, l.Check(ctx))
 
-	_, err = s.ForceRelease(ctx, l.Key())
-	require.NoError(t, err)
-	assert.NoError(t, l.CheckLocal(), "nothing local has changed")
-	assert.ErrorIs(t, l.Check(ctx), locked.ErrNotHeld, "the store no longer has it")
-
 	num := e.Num
 	e.Num = "other"
 	assert.ErrorIs(t, l.CheckLocal(), locked.ErrNotHeld, "identity changed")
 	e.Num = num
 	require.NoError(t, l.CheckLocal())
+
+	_, err = s.ForceRelease(ctx, l.Key())
+	require.NoError(t, err)
+	assert.NoError(t, l.CheckLocal(), "nothing local has changed")
+	assert.ErrorIs(t, l.Check(ctx), locked.ErrNotHeld, "the store no longer has it")
+	assert.ErrorIs(t, l.CheckLocal(), locked.ErrNotHeld, "Check ended the lease here")
+	assert.ErrorIs(t, context.Cause(l.Context()), locked.ErrNotHeld)
 	require.ErrorIs(t, l.Close(), locked.ErrNotHeld)
 	assert.ErrorIs(t, l.CheckLocal(), locked.ErrNotHeld, "closed")
 

@@ -332,6 +332,8 @@ func testReleaseOwner(t *testing.T, e env) {
 	require.ErrorIs(t, context.Cause(a1.Context()), locked.ErrNotOwner)
 	// The other process learns it at its next check.
 	require.ErrorIs(t, a2.Check(ctx), locked.ErrNotHeld)
+	require.Error(t, a2.Context().Err(), "and its Context ends then")
+	require.ErrorIs(t, context.Cause(a2.Context()), locked.ErrNotHeld)
 
 	n, err = s1.ReleaseOwner(ctx, "alice")
 	require.NoError(t, err)
