@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,4 +217,47 @@ func TestLeasesContextEndsWithAnyLease(t *testing.T) {
 	var nilSet *locked.Leases
 	require.NoError(t, nilSet.Close())
 	require.Nil(t, nilSet.All())
+}
+
+// counting counts the grant attempts a Service makes.
+type counting struct {
+	provider.Provider
+	tries, waits atomic.Int32
+}
+
+func (c *counting) TryAcquire(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
+	c.tries.Add(1)
+	return c.Provider.TryAcquire(ctx, key, token, ttl)
+}
+
+func (c *counting) Acquire(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
+	c.waits.Add(1)
+	return c.Provider.Acquire(ctx, key, token, ttl)
+}
+
+func TestMaxRetriesCountsAttempts(t *testing.T) {
+	p := newProvider(t)
+	holder := newService(t, p, nil)
+	for _, tc := range []struct {
+		name         string
+		svcOpts      locked.Options
+		opts         []locked.CallOption
+		tries, waits int32
+	}{
+		{"no count: one wait", locked.Options{Timeout: time.Millisecond}, nil, 0, 1},
+		{"WithMaxRetries(3)", locked.Options{}, []locked.CallOption{locked.WithMaxRetries(3, time.Millisecond)}, 1, 3},
+		{"WithMaxRetries(0)", locked.Options{}, []locked.CallOption{locked.WithMaxRetries(0, 0)}, 1, 0},
+		{"Options.MaxRetries", locked.Options{MaxRetries: 2, RetryDelay: time.Millisecond}, nil, 1, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := uniqueKey(t, "k")
+			mustAcquire(t, holder, key)
+			c := &counting{Provider: p}
+			s := newService(t, c, &tc.svcOpts)
+			_, err := s.Acquire(t.Context(), key, tc.opts...)
+			require.ErrorIs(t, err, locked.ErrNotAcquired)
+			require.Equal(t, tc.tries, c.tries.Load(), "tries")
+			require.Equal(t, tc.waits, c.waits.Load(), "waits")
+		})
+	}
 }
