@@ -83,7 +83,7 @@ func (l *Lease) Token() string {
 	return l.token
 }
 
-// Owner returns the owner ID of the Service that minted the lease.
+// Owner returns the lease's owner: WithOwner's, or the Service's Options.Owner.
 func (l *Lease) Owner() string { return ownerOf(l.Token()) }
 
 // Fence returns the lease's fencing token: strictly greater than that of any
