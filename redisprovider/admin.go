@@ -31,7 +31,7 @@ func (p *Provider) List(ctx context.Context, prefix string) ([]provider.Entry, e
 	if p.closed.Load() {
 		return nil, provider.ErrClosed
 	}
-	keys, err := p.scanLocks(ctx, prefix)
+	keys, err := p.scanKeys(ctx, prefix, "")
 	if err != nil {
 		return nil, err
 	}
@@ -48,10 +48,22 @@ func (p *Provider) List(ctx context.Context, prefix string) ([]provider.Entry, e
 	return out, nil
 }
 
-// scanLocks returns the keys (as callers name them) whose lock key exists
-// under the provider's prefix and that start with prefix.
-func (p *Provider) scanLocks(ctx context.Context, prefix string) ([]string, error) {
-	pattern := globEscape(p.prefix) + "{*"
+// KeysWith returns, in no particular order, the keys K that start with
+// prefix and for which the Redis key LockKey(K) + suffix exists now: with
+// suffix "" the keys held, with a store's own suffix (redisrepo's
+// ":entity") the keys that have a record beside their lock. It SCANs the
+// provider's prefix (every master on a Cluster), so its cost is linear in
+// the Redis keys under it; it is for listings and admin tools, not for the
+// request path.
+func (p *Provider) KeysWith(ctx context.Context, prefix, suffix string) ([]string, error) {
+	if p.closed.Load() {
+		return nil, provider.ErrClosed
+	}
+	return p.scanKeys(ctx, prefix, suffix)
+}
+
+func (p *Provider) scanKeys(ctx context.Context, prefix, suffix string) ([]string, error) {
+	pattern := globEscape(p.prefix) + "{*" + globEscape(suffix)
 	var (
 		mu   sync.Mutex
 		keys []string
@@ -59,7 +71,11 @@ func (p *Provider) scanLocks(ctx context.Context, prefix string) ([]string, erro
 	scan := func(ctx context.Context, c redis.Cmdable) error {
 		it := c.Scan(ctx, 0, pattern, scanCount).Iterator()
 		for it.Next(ctx) {
-			if key, ok := p.lockKeyOf(it.Val()); ok && strings.HasPrefix(key, prefix) {
+			name, ok := strings.CutSuffix(it.Val(), suffix)
+			if !ok {
+				continue
+			}
+			if key, ok := p.lockKeyOf(name); ok && strings.HasPrefix(key, prefix) {
 				mu.Lock()
 				keys = append(keys, key)
 				mu.Unlock()
@@ -132,7 +148,7 @@ func (r *Redlock) List(ctx context.Context, prefix string) ([]provider.Entry, er
 	seen := make(map[string]bool)
 	var errs []error
 	for _, n := range r.nodes {
-		keys, err := n.scanLocks(ctx, prefix)
+		keys, err := n.scanKeys(ctx, prefix, "")
 		if err != nil {
 			errs = append(errs, err)
 			continue
