@@ -1,11 +1,6 @@
 package locked
 
-import (
-	"context"
-	"reflect"
-
-	"github.com/lockproof/lockproof/provider"
-)
+import "context"
 
 // chainKey is the context key under which a lease's Context (and the ctx
 // Run gives fn) carries the leases of its call chain.
@@ -28,12 +23,16 @@ func chainOf(ctx context.Context) *chainNode {
 }
 
 // heldInChain reports whether ctx carries a live lease on key in the same
-// store (same provider and namespace) as s.
+// lock store (Store: provider and namespace) as s.
 func (s *Service) heldInChain(ctx context.Context, key string) bool {
-	sk := s.prefix + key
-	for n := chainOf(ctx); n != nil; n = n.parent {
+	n := chainOf(ctx)
+	if n == nil {
+		return false
+	}
+	st := s.Store()
+	for ; n != nil; n = n.parent {
 		l := n.lease
-		if sameProvider(l.svc.p, s.p) && l.svc.prefix+l.key == sk && l.alive() == nil {
+		if l.key == key && l.Store() == st && l.alive() == nil {
 			return true
 		}
 	}
@@ -52,11 +51,4 @@ func withChains(ctx context.Context, leases []*Lease) context.Context {
 		n = &chainNode{lease: l, parent: n}
 	}
 	return context.WithValue(ctx, chainKey{}, n)
-}
-
-// sameProvider reports whether a and b are the same provider value, without
-// panicking on a provider type that == cannot compare.
-func sameProvider(a, b provider.Provider) bool {
-	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
-	return ta == tb && ta.Comparable() && a == b
 }

@@ -255,7 +255,9 @@ func ExampleService_Subscribe() {
 
 	unsubscribe := svc.Subscribe(func(e locked.Event) { fmt.Println(e.Type, e.Key) })
 	l, _ := svc.Acquire(ctx, "k")
-	_, _ = svc.TryAcquire(ctx, "k")
+	if busy, err := svc.TryAcquire(ctx, "k"); err == nil { // held: fails
+		_ = busy.Close()
+	}
 	_ = l.Release(ctx)
 	unsubscribe()
 	l, _ = svc.Acquire(ctx, "k") // nobody listens now
@@ -292,7 +294,9 @@ func ExampleService_Stats() {
 	ctx := context.Background()
 
 	l, _ := svc.Acquire(ctx, "a")
-	_, _ = svc.TryAcquire(ctx, "a")
+	if busy, err := svc.TryAcquire(ctx, "a"); err == nil { // held: fails
+		_ = busy.Close()
+	}
 	st := svc.Stats()
 	fmt.Println(st.Open, st.Acquired, st.AcquireFailed)
 	_ = l.Release(ctx)

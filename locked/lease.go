@@ -126,12 +126,20 @@ func (l *Lease) Context() context.Context {
 // its key with its fence. It returns nil or an error matching ErrNotHeld
 // (or the store's error). When the store no longer has the hold (it was
 // force-released, released by owner or admin, or expired there), the lease
-// ends here too: its Context is cancelled.
+// ends here too: its Context is cancelled and a Lost event reported.
+// (Locked.Check, which repositories call under their own locks, only
+// reports it.)
 func (l *Lease) Check(ctx context.Context) error {
 	if err := l.alive(); err != nil {
 		return opError("check", l.Key(), err)
 	}
-	return l.checkStore(ctx)
+	err := l.checkStore(ctx)
+	if errors.Is(err, errGone) {
+		// Not in checkStore: Locked.Check runs it inside repositories'
+		// locks, where a Lost event (a user's callback) must not run.
+		l.lose(errGone)
+	}
+	return err
 }
 
 // checkStore is the store's half of Check, for a lease known to be alive.
@@ -141,7 +149,6 @@ func (l *Lease) checkStore(ctx context.Context) error {
 		return opError("check", l.key, err)
 	}
 	if !st.Held || st.Token != l.token || st.Fence != l.fence {
-		l.lose(errGone)
 		return opError("check", l.key, errGone)
 	}
 	return nil
@@ -157,6 +164,16 @@ func (l *Lease) alive() error {
 	}
 	if err := context.Cause(l.ctx); err != nil {
 		return err
+	}
+	// The expiry timer cancels ctx a moment after the deadline; the store
+	// may hand the key on at the deadline itself, so ask the clock too.
+	// (The timer still ends the lease and emits Lost: alive runs inside
+	// repositories' locks, where a user's OnEvent must not be called.)
+	l.mu.Lock()
+	expires := l.expires
+	l.mu.Unlock()
+	if !time.Now().Before(expires) {
+		return errLapsed
 	}
 	return nil
 }

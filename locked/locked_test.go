@@ -589,8 +589,8 @@ func TestZeroAndNilLocked(t *testing.T) {
 
 // TestCheckLocal: CheckLocal answers from what this process knows, without
 // the store; Check also asks the store. A force-release that the holder has
-// not noticed yet tells them apart, until Check notices it and ends the
-// lease here too.
+// not noticed yet tells them apart, until Lease.Check notices it and ends
+// the lease here too.
 func TestCheckLocal(t *testing.T) {
 	p := newProvider(t)
 	s := newService(t, p, nil)
@@ -611,7 +611,9 @@ func TestCheckLocal(t *testing.T) {
 	require.NoError(t, err)
 	assert.NoError(t, l.CheckLocal(), "nothing local has changed")
 	assert.ErrorIs(t, l.Check(ctx), locked.ErrNotHeld, "the store no longer has it")
-	assert.ErrorIs(t, l.CheckLocal(), locked.ErrNotHeld, "Check ended the lease here")
+	assert.NoError(t, l.CheckLocal(), "Locked.Check reports it and leaves the lease to its holder")
+	assert.ErrorIs(t, l.Lease().Check(ctx), locked.ErrNotHeld)
+	assert.ErrorIs(t, l.CheckLocal(), locked.ErrNotHeld, "Lease.Check ended the lease here")
 	assert.ErrorIs(t, context.Cause(l.Context()), locked.ErrNotHeld)
 	require.ErrorIs(t, l.Close(), locked.ErrNotHeld)
 	assert.ErrorIs(t, l.CheckLocal(), locked.ErrNotHeld, "closed")
