@@ -35,7 +35,7 @@
 // unique to it and a fencing token ([Lease.Fence]) that is greater than
 // that of any earlier lease on the key. [Service.Acquire],
 // [Service.TryAcquire] and [Service.Run] give leases on plain keys. A lease
-// lives for its TTL ([Options].TTL, [WithTTL]) unless extended ([Lease.Extend]) or
+// lives for its TTL ([Options].TTL, [WithTTL]) unless extended ([Lease.ExtendTo], [Lease.ExtendBy]) or
 // renewed ([Options].AutoRenew, [WithAutoRenew]); [Lease.Context] ends when
 // the lease does (released, lapsed, or found taken over), so work can stop
 // with it. A lease must end with [Lease.Release] or [Lease.Close];

@@ -205,7 +205,7 @@ func ExampleAcquireAll() {
 
 	es := []*Account{{Num: "9"}, {Num: "7"}, {Num: "8"}}
 	_, err := locked.AcquireAll(ctx, svc, es, locked.WithTimeout(10*time.Millisecond))
-	fmt.Println("all or nothing:", errors.Is(err, locked.ErrNotAcquired), svc.Held())
+	fmt.Println("all or nothing:", errors.Is(err, locked.ErrNotAcquired), svc.Stats().Open)
 
 	_ = busy.Close()
 	all, err := locked.AcquireAll(ctx, svc, es)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -15,15 +16,20 @@ import (
 // Release or Close; afterwards every operation on it fails with ErrNotHeld
 // (Close alone returns nil again, so `defer l.Close()` is always safe).
 //
-// A lease also ends on its own when its TTL runs out without Extend, or when
-// auto-renewal finds it taken over; Context reports either. The zero Lease
+// A lease also ends on its own when its TTL runs out without ExtendTo or
+// ExtendBy, or when auto-renewal finds it taken over; Context reports
+// either. The zero Lease
 // and a nil *Lease hold nothing: their methods return ErrNotHeld.
 type Lease struct {
 	svc   *Service
 	key   string // the caller's key, without namespace
 	token string
 	fence uint64
-	ttl   time.Duration
+	ttl   time.Duration // the TTL each renewal asks for
+
+	acquiredAt time.Time  // when the acquire began (Restore: when it ran)
+	noExpiry   bool       // WithNoExpiry: never lapses
+	chain      *chainNode // this lease and the leases of the call chain that took it
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -40,12 +46,13 @@ type Lease struct {
 // Why a lease's Context ended, as reported by context.Cause.
 var (
 	errReleased = fmt.Errorf("%w: lease released", ErrNotHeld)
-	errLapsed   = fmt.Errorf("%w: lease expired", ErrNotHeld)
+	errLapsed   = ErrExpired
 )
 
-func newLease(s *Service, key, token string, g provider.Grant, ttl time.Duration) *Lease {
-	l := &Lease{svc: s, key: key, token: token, fence: g.Fence, ttl: ttl, expires: g.Expires}
-	l.ctx, l.cancel = context.WithCancelCause(context.Background())
+func newLease(s *Service, key, token string, g provider.Grant, o callOptions, parent *chainNode) *Lease {
+	l := &Lease{svc: s, key: key, token: token, fence: g.Fence, ttl: o.ttl, noExpiry: o.noExpiry, expires: g.Expires, acquiredAt: time.Now()}
+	l.chain = &chainNode{lease: l, parent: parent}
+	l.ctx, l.cancel = context.WithCancelCause(context.WithValue(context.Background(), chainKey{}, l.chain))
 	l.timer = time.AfterFunc(time.Until(g.Expires), l.lapse)
 	return l
 }
@@ -76,7 +83,7 @@ func (l *Lease) Token() string {
 	return l.token
 }
 
-// Owner returns the owner ID of the Service that minted the lease.
+// Owner returns the lease's owner: WithOwner's, or the Service's Options.Owner.
 func (l *Lease) Owner() string { return ownerOf(l.Token()) }
 
 // Fence returns the lease's fencing token: strictly greater than that of any
@@ -89,9 +96,10 @@ func (l *Lease) Fence() uint64 {
 }
 
 // ExpiresAt returns the local deadline of the lease: the store's own expiry
-// is no earlier. Extend and auto-renewal move it.
+// is no earlier. ExtendTo, ExtendBy and auto-renewal move it. It is the
+// zero time for a lease without expiry.
 func (l *Lease) ExpiresAt() time.Time {
-	if l == nil {
+	if l == nil || l.noExpiry {
 		return time.Time{}
 	}
 	l.mu.Lock()
@@ -116,12 +124,22 @@ func (l *Lease) Context() context.Context {
 
 // Check reports, with one call to the store, whether the lease still holds
 // its key with its fence. It returns nil or an error matching ErrNotHeld
-// (or the store's error).
+// (or the store's error). When the store no longer has the hold (it was
+// force-released, released by owner or admin, or expired there), the lease
+// ends here too: its Context is cancelled and a Lost event reported.
+// (Locked.Check, which repositories call under their own locks, only
+// reports it.)
 func (l *Lease) Check(ctx context.Context) error {
 	if err := l.alive(); err != nil {
 		return opError("check", l.Key(), err)
 	}
-	return l.checkStore(ctx)
+	err := l.checkStore(ctx)
+	if errors.Is(err, errGone) {
+		// Not in checkStore: Locked.Check runs it inside repositories'
+		// locks, where a Lost event (a user's callback) must not run.
+		l.lose(errGone)
+	}
+	return err
 }
 
 // checkStore is the store's half of Check, for a lease known to be alive.
@@ -131,10 +149,13 @@ func (l *Lease) checkStore(ctx context.Context) error {
 		return opError("check", l.key, err)
 	}
 	if !st.Held || st.Token != l.token || st.Fence != l.fence {
-		return opError("check", l.key, ErrNotHeld)
+		return opError("check", l.key, errGone)
 	}
 	return nil
 }
+
+// errGone is why a lease ends when the store says it no longer has it.
+var errGone = fmt.Errorf("%w: the store no longer has the hold", ErrNotHeld)
 
 // alive checks what can be checked locally: a real, open, unexpired lease.
 func (l *Lease) alive() error {
@@ -157,19 +178,53 @@ func (l *Lease) alive() error {
 	return nil
 }
 
-// Extend sets the lease's remaining time to live to ttl (the lease's TTL if
-// ttl is zero). It fails with ErrNotHeld if the lease has ended or the store
-// no longer has it, and with ErrInvalid for a negative ttl.
-func (l *Lease) Extend(ctx context.Context, ttl time.Duration) error {
-	if ttl < 0 {
+// ExtendTo sets the lease's remaining time to live to ttl (the lease's TTL
+// if ttl is zero), which may also shorten it, as daiso's refresh and
+// Verrou's extend do. ExtendBy adds time instead. It fails with ErrNotHeld
+// if the lease has ended or the store no longer has it (ErrExpired if its
+// TTL ran out), and with ErrInvalid for a negative ttl, a ttl above MaxTTL
+// or a lease without expiry.
+func (l *Lease) ExtendTo(ctx context.Context, ttl time.Duration) error {
+	switch {
+	case ttl < 0:
 		return opError("extend", l.Key(), invalid("ttl", "must not be negative, got "+ttl.String()))
+	case ttl > MaxTTL:
+		return opError("extend", l.Key(), invalid("ttl", "must be at most MaxTTL, got "+ttl.String()))
 	}
 	if err := l.alive(); err != nil {
 		return opError("extend", l.Key(), err)
 	}
+	if l.noExpiry {
+		return opError("extend", l.key, invalid("lease", "has no expiry to extend"))
+	}
 	if ttl == 0 {
 		ttl = l.ttl
 	}
+	return l.extend(ctx, ttl)
+}
+
+// ExtendBy adds d to the lease's remaining time to live, as nestjs-redisx's
+// extend does: the new TTL is the local remaining time (Remaining) plus d,
+// so the store's expiry never ends earlier than Remaining + d from now. d
+// must be positive. Errors as for ExtendTo.
+func (l *Lease) ExtendBy(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return opError("extend", l.Key(), invalid("by", "must be positive, got "+d.String()))
+	}
+	if err := l.alive(); err != nil {
+		return opError("extend", l.Key(), err)
+	}
+	if l.noExpiry {
+		return opError("extend", l.key, invalid("lease", "has no expiry to extend"))
+	}
+	ttl := l.Remaining() + d
+	if ttl > MaxTTL {
+		return opError("extend", l.key, invalid("by", "would make the TTL exceed MaxTTL"))
+	}
+	return l.extend(ctx, ttl)
+}
+
+func (l *Lease) extend(ctx context.Context, ttl time.Duration) error {
 	g, err := l.svc.p.Extend(ctx, l.svc.prefix+l.key, l.token, ttl)
 	if err != nil {
 		if errors.Is(err, ErrNotHeld) {
@@ -185,13 +240,92 @@ func (l *Lease) Extend(ctx context.Context, ttl time.Duration) error {
 	l.expires = g.Expires
 	l.timer.Reset(time.Until(g.Expires))
 	l.mu.Unlock()
-	l.svc.emit(Event{Type: Extended, Key: l.key, Fence: l.fence, Token: l.token})
+	l.svc.events.emit(Event{Type: Extended, Key: l.key, Fence: l.fence, Token: l.token})
 	return nil
+}
+
+// TTL returns the time to live the lease was taken with, which each
+// auto-renewal asks for again (0 for a lease without expiry).
+func (l *Lease) TTL() time.Duration {
+	if l == nil || l.noExpiry {
+		return 0
+	}
+	return l.ttl
+}
+
+// NoExpiry reports whether the lease was taken WithNoExpiry.
+func (l *Lease) NoExpiry() bool { return l != nil && l.noExpiry }
+
+// AcquiredAt returns when the acquire that granted the lease began (for a
+// restored lease, when Restore ran).
+func (l *Lease) AcquiredAt() time.Time {
+	if l == nil {
+		return time.Time{}
+	}
+	return l.acquiredAt
+}
+
+// Remaining returns how long the lease has until its local deadline: 0 once
+// it has ended here or its TTL ran out, math.MaxInt64 for a live lease
+// without expiry.
+func (l *Lease) Remaining() time.Duration {
+	if l.alive() != nil {
+		return 0
+	}
+	if l.noExpiry {
+		return math.MaxInt64
+	}
+	return max(time.Until(l.ExpiresAt()), 0)
+}
+
+// Expired reports whether the lease's TTL ran out (it was not released or
+// extended in time). A lease that ended otherwise (released, lost) is not
+// expired; Context and its cause tell every case.
+func (l *Lease) Expired() bool {
+	if l == nil || l.svc == nil {
+		return false
+	}
+	if errors.Is(context.Cause(l.ctx), ErrExpired) {
+		return true
+	}
+	return !l.noExpiry && !time.Now().Before(l.ExpiresAt()) && l.ctx.Err() == nil
+}
+
+// AutoRenewing reports whether the lease renews itself (WithAutoRenew or
+// Options.AutoRenew) and has not stopped: not ended, not StopAutoRenew.
+func (l *Lease) AutoRenewing() bool {
+	if l == nil || l.svc == nil {
+		return false
+	}
+	l.mu.Lock()
+	renewing := l.renewStop != nil
+	l.mu.Unlock()
+	return renewing && l.ctx.Err() == nil
+}
+
+// StopAutoRenew stops the lease's renewal, waiting for a renewal in flight;
+// the lease stays held until its TTL runs out or it is released. It does
+// nothing if the lease does not renew.
+func (l *Lease) StopAutoRenew() {
+	if l == nil || l.svc == nil {
+		return
+	}
+	l.mu.Lock()
+	stop, done := l.renewStop, l.renewDone
+	l.renewStop, l.renewDone = nil, nil
+	l.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
+	}
 }
 
 // Release frees the key. It returns ErrNotHeld if the lease had already
 // ended (released, lapsed or lost) or the store no longer had it; the key is
-// then left to its current holder, if any.
+// then left to its current holder, if any. A lease whose TTL ran out before
+// Release reports ErrExpired, even if the store (whose expiry is never
+// earlier than the local one) still had the hold and this call freed it:
+// the work done since the expiry was not protected.
 func (l *Lease) Release(ctx context.Context) error {
 	if l == nil || l.svc == nil {
 		return opError("release", l.Key(), fmt.Errorf("%w: zero or nil lease", ErrNotHeld))
@@ -204,11 +338,14 @@ func (l *Lease) Release(ctx context.Context) error {
 	l.cancel(errReleased)
 	l.svc.forget(l)
 	if err == nil {
-		l.svc.emit(Event{Type: Released, Key: l.key, Fence: l.fence, Token: l.token})
-		return nil
+		l.svc.endLocal(l.key, l.token, errReleased) // a WithReentrant lease on the same hold
+		l.svc.events.emit(Event{Type: Released, Key: l.key, Fence: l.fence, Token: l.token})
 	}
-	if errors.Is(err, ErrNotHeld) && lapsed != nil {
-		err = lapsed // say why: expired or lost
+	if lapsed != nil && (err == nil || errors.Is(err, ErrNotHeld)) {
+		// The lease had ended here before Release (expired or lost): say
+		// so even if the store still had the hold and freed it now, since
+		// the work done under the lease was no longer protected.
+		return opError("release", l.key, lapsed)
 	}
 	return opError("release", l.key, err)
 }
@@ -252,7 +389,8 @@ func (l *Lease) lose(cause error) {
 	}
 	l.cancel(cause)
 	if context.Cause(l.ctx) == cause { // this call ended it
-		l.svc.emit(Event{Type: Lost, Key: l.key, Fence: l.fence, Token: l.token, Err: cause})
+		l.svc.stats.lost.Add(1)
+		l.svc.events.emit(Event{Type: Lost, Key: l.key, Fence: l.fence, Token: l.token, Err: cause})
 	}
 }
 
@@ -286,7 +424,7 @@ func (l *Lease) renew(stop, done chan struct{}) {
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), every)
-			err := l.Extend(ctx, l.ttl)
+			err := l.extend(ctx, l.ttl)
 			cancel()
 			if errors.Is(err, ErrNotHeld) {
 				return // Extend ended the lease
@@ -353,14 +491,11 @@ func (l *Lease) finish() bool {
 // holds h's key with h's fence; otherwise ErrNotHeld. The restored lease
 // has the remaining TTL the store reports, and renews if the Service or opts
 // ask for it (WithTTL then sets the renewal TTL).
-func (s *Service) Restore(ctx context.Context, h Handle, opts ...Option) (*Lease, error) {
+func (s *Service) Restore(ctx context.Context, h Handle, opts ...CallOption) (*Lease, error) {
 	if s == nil {
 		return nil, invalid("service", "must not be nil")
 	}
-	o := callOptions{ttl: s.ttl, autoRenew: s.autoRenew}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := s.callOptions(opts)
 	switch {
 	case o.bad != nil:
 		return nil, opError("restore", h.Key, o.bad)
@@ -377,12 +512,17 @@ func (s *Service) Restore(ctx context.Context, h Handle, opts ...Option) (*Lease
 	if !st.Held || st.Token != h.Token || st.Fence != h.Fence {
 		return nil, opError("restore", h.Key, ErrNotHeld)
 	}
-	l := newLease(s, h.Key, h.Token, provider.Grant{Fence: h.Fence, Expires: before.Add(st.TTL)}, o.ttl)
+	o.noExpiry = st.TTL > MaxTTL
+	if o.noExpiry {
+		o.autoRenew = false
+	}
+	l := newLease(s, h.Key, h.Token, provider.Grant{Fence: h.Fence, Expires: before.Add(st.TTL)}, o, chainOf(ctx))
 	if !s.track(l) {
 		l.end(ErrClosed)
 		return nil, opError("restore", h.Key, ErrClosed)
 	}
-	s.emit(Event{Type: Acquired, Key: h.Key, Fence: h.Fence, Token: h.Token})
+	s.stats.acquired.Add(1)
+	s.events.emit(Event{Type: Acquired, Key: h.Key, Fence: h.Fence, Token: h.Token})
 	if o.autoRenew {
 		l.startRenewal()
 	}

@@ -58,9 +58,9 @@ func TestLeaseRelease(t *testing.T) {
 	require.ErrorIs(t, err, locked.ErrNotHeld, "second Release")
 	requireOpError(t, err, "release", key)
 	require.ErrorIs(t, l.Check(t.Context()), locked.ErrNotHeld)
-	require.ErrorIs(t, l.Extend(t.Context(), time.Minute), locked.ErrNotHeld)
+	require.ErrorIs(t, l.ExtendTo(t.Context(), time.Minute), locked.ErrNotHeld)
 	require.NoError(t, l.Close(), "Close after Release")
-	assert.Equal(t, 0, s.Held())
+	assert.Equal(t, 0, s.Stats().Open)
 }
 
 func TestLeaseCloseIdempotent(t *testing.T) {
@@ -75,7 +75,7 @@ func TestLeaseCloseIdempotent(t *testing.T) {
 	waitDone(t, l.Context(), "closed lease")
 	require.ErrorIs(t, context.Cause(l.Context()), locked.ErrNotHeld)
 	require.ErrorIs(t, l.Release(t.Context()), locked.ErrNotHeld)
-	assert.Equal(t, 0, s.Held())
+	assert.Equal(t, 0, s.Stats().Open)
 }
 
 func TestLeaseLapses(t *testing.T) {
@@ -97,12 +97,12 @@ func TestLeaseLapses(t *testing.T) {
 			require.ErrorIs(t, context.Cause(l.Context()), locked.ErrNotHeld)
 			requireFree(t, s, key) // memprovider shares the lease's clock
 			require.ErrorIs(t, l.Check(t.Context()), locked.ErrNotHeld)
-			require.ErrorIs(t, l.Extend(t.Context(), time.Minute), locked.ErrNotHeld)
+			require.ErrorIs(t, l.ExtendTo(t.Context(), time.Minute), locked.ErrNotHeld)
 
 			require.ErrorIs(t, tt.end(l), locked.ErrNotHeld, "the first %s reports the lapse", tt.name)
 			require.NoError(t, l.Close(), "later Closes return nil")
 			require.ErrorIs(t, l.Release(t.Context()), locked.ErrNotHeld)
-			assert.Equal(t, 0, s.Held())
+			assert.Equal(t, 0, s.Stats().Open)
 		})
 	}
 }
@@ -139,7 +139,7 @@ func TestZeroAndNilLease(t *testing.T) {
 			l := tt.l
 			require.NotPanics(t, func() {
 				require.ErrorIs(t, l.Release(ctx), locked.ErrNotHeld)
-				require.ErrorIs(t, l.Extend(ctx, time.Minute), locked.ErrNotHeld)
+				require.ErrorIs(t, l.ExtendTo(ctx, time.Minute), locked.ErrNotHeld)
 				require.ErrorIs(t, l.Check(ctx), locked.ErrNotHeld)
 				require.NoError(t, l.Close())
 				require.NoError(t, l.Close())
@@ -174,18 +174,18 @@ func TestLeaseExtend(t *testing.T) {
 	before := l.ExpiresAt()
 	require.LessOrEqual(t, stateTTL(), ttl)
 
-	require.NoError(t, l.Extend(t.Context(), time.Hour))
+	require.NoError(t, l.ExtendTo(t.Context(), time.Hour))
 	extended := l.ExpiresAt()
 	assert.True(t, extended.After(before), "ExpiresAt %v should move past %v", extended, before)
 	assert.Greater(t, stateTTL(), ttl, "the store's TTL grows")
 	assert.LessOrEqual(t, stateTTL(), time.Hour)
 
 	// Zero means the lease's own TTL again.
-	require.NoError(t, l.Extend(t.Context(), 0))
+	require.NoError(t, l.ExtendTo(t.Context(), 0))
 	assert.True(t, l.ExpiresAt().Before(extended), "Extend(0) sets the lease's TTL, %v", ttl)
 	assert.LessOrEqual(t, stateTTL(), ttl)
 
-	err := l.Extend(t.Context(), -time.Second)
+	err := l.ExtendTo(t.Context(), -time.Second)
 	ae := requireArgError(t, err)
 	assert.Equal(t, "ttl", ae.Arg)
 	requireOpError(t, err, "extend", key)
@@ -199,7 +199,7 @@ func TestLeaseExtendOutlivesTTL(t *testing.T) {
 	s := newService(t, p, nil)
 	key := uniqueKey(t, "k")
 	l := mustAcquire(t, s, key, locked.WithTTL(200*time.Millisecond))
-	require.NoError(t, l.Extend(t.Context(), time.Hour))
+	require.NoError(t, l.ExtendTo(t.Context(), time.Hour))
 
 	// A second lease with a longer TTL serves as a clock: once it has
 	// lapsed, the first lease's original TTL is over too.
@@ -217,7 +217,7 @@ func TestLeaseExtendShortens(t *testing.T) {
 	key := uniqueKey(t, "k")
 	l := mustAcquire(t, s, key, locked.WithTTL(time.Hour))
 
-	require.NoError(t, l.Extend(t.Context(), 50*time.Millisecond))
+	require.NoError(t, l.ExtendTo(t.Context(), 50*time.Millisecond))
 	waitDone(t, l.Context(), "lease extended to a shorter TTL")
 	require.ErrorIs(t, context.Cause(l.Context()), locked.ErrNotHeld)
 	requireFree(t, s, key)
@@ -243,7 +243,7 @@ func TestLeaseCloseConcurrent(t *testing.T) {
 		}
 		requireFree(t, s, l.Key())
 	}
-	assert.Equal(t, 0, s.Held())
+	assert.Equal(t, 0, s.Stats().Open)
 }
 
 func TestLeaseExtendAfterForceRelease(t *testing.T) {
@@ -257,7 +257,7 @@ func TestLeaseExtendAfterForceRelease(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, held)
 
-	err = l.Extend(t.Context(), time.Minute)
+	err = l.ExtendTo(t.Context(), time.Minute)
 	require.ErrorIs(t, err, locked.ErrNotHeld)
 	requireOpError(t, err, "extend", key)
 	waitDone(t, l.Context(), "lease after a failed Extend")
@@ -299,10 +299,10 @@ func TestAutoRenew(t *testing.T) {
 	tests := []struct {
 		name    string
 		svcOpts locked.Options
-		opts    []locked.Option
+		opts    []locked.CallOption
 	}{
-		{name: "WithAutoRenew", opts: []locked.Option{locked.WithTTL(renewTTL), locked.WithAutoRenew()}},
-		{name: "Options.AutoRenew", svcOpts: locked.Options{AutoRenew: true}, opts: []locked.Option{locked.WithTTL(renewTTL)}},
+		{name: "WithAutoRenew", opts: []locked.CallOption{locked.WithTTL(renewTTL), locked.WithAutoRenew()}},
+		{name: "Options.AutoRenew", svcOpts: locked.Options{AutoRenew: true}, opts: []locked.CallOption{locked.WithTTL(renewTTL)}},
 		{name: "Options.AutoRenew and TTL", svcOpts: locked.Options{AutoRenew: true, TTL: renewTTL}},
 	}
 	for _, tt := range tests {
@@ -326,7 +326,8 @@ func TestAutoRenew(t *testing.T) {
 			require.ErrorIs(t, err, locked.ErrNotAcquired, "a renewed lease keeps its key")
 			require.NoError(t, l.Context().Err())
 			require.NoError(t, l.Check(t.Context()))
-			assert.GreaterOrEqual(t, len(log.ofType(locked.Extended)), 3)
+			// Each renewal moves ExpiresAt, then emits its event.
+			require.Eventually(t, func() bool { return len(log.ofType(locked.Extended)) >= 3 }, liveness, time.Millisecond)
 
 			// Lost: the next renewal finds the key gone and ends the lease.
 			held, err := other.ForceRelease(t.Context(), key)
@@ -339,7 +340,7 @@ func TestAutoRenew(t *testing.T) {
 
 			require.ErrorIs(t, l.Close(), locked.ErrNotHeld, "Close reports the loss")
 			require.NoError(t, l.Close())
-			assert.Equal(t, 0, s.Held())
+			assert.Equal(t, 0, s.Stats().Open)
 			// The deferred VerifyNone proves the renewal goroutine ended.
 		})
 	}
@@ -383,7 +384,7 @@ func TestAutoRenewStops(t *testing.T) {
 			requireFree(t, s, key)
 			waitDone(t, l.Context(), "stopped lease")
 			require.ErrorIs(t, context.Cause(l.Context()), locked.ErrNotHeld)
-			assert.Equal(t, 0, s.Held())
+			assert.Equal(t, 0, s.Stats().Open)
 			events := log.all()
 			assert.Equal(t, locked.Released, events[len(events)-1].Type, "no renewal after Released")
 			assert.Empty(t, log.ofType(locked.Lost))
@@ -429,14 +430,14 @@ func TestRestore(t *testing.T) {
 	assert.False(t, r.ExpiresAt().After(l.ExpiresAt().Add(time.Second)), "no longer than the original lease")
 	require.NoError(t, r.Context().Err())
 	require.NoError(t, r.Check(t.Context()))
-	assert.Equal(t, 1, s2.Held())
+	assert.Equal(t, 1, s2.Stats().Open)
 	require.Equal(t, []locked.Event{{
 		Type: locked.Acquired, Key: key, Fence: l.Fence(), Token: l.Token(), Owner: s1.Owner(),
 	}}, log.all())
 
 	require.NoError(t, r.Release(t.Context()), "the restored lease releases the key")
 	requireFree(t, s1, key)
-	assert.Equal(t, 0, s2.Held())
+	assert.Equal(t, 0, s2.Stats().Open)
 	require.ErrorIs(t, l.Check(t.Context()), locked.ErrNotHeld, "the original no longer holds it")
 	require.ErrorIs(t, l.Release(t.Context()), locked.ErrNotHeld)
 }
@@ -491,7 +492,7 @@ func TestRestoreStale(t *testing.T) {
 			require.Nil(t, r)
 			require.ErrorIs(t, err, locked.ErrNotHeld)
 			requireOpError(t, err, "restore", tt.h.Key)
-			assert.Equal(t, 0, s2.Held())
+			assert.Equal(t, 0, s2.Stats().Open)
 			require.NoError(t, held.Check(t.Context()), "a stale handle must not disturb the holder")
 		})
 	}
@@ -506,20 +507,20 @@ func TestRestoreInvalid(t *testing.T) {
 	tests := []struct {
 		name string
 		h    locked.Handle
-		opts []locked.Option
+		opts []locked.CallOption
 	}{
 		{name: "empty handle", h: locked.Handle{}},
 		{name: "no key", h: locked.Handle{Token: h.Token, Fence: h.Fence}},
 		{name: "no token", h: locked.Handle{Key: h.Key, Fence: h.Fence}},
 		{name: "no fence", h: locked.Handle{Key: h.Key, Token: h.Token}},
-		{name: "bad TTL option", h: h, opts: []locked.Option{locked.WithTTL(0)}},
+		{name: "bad TTL option", h: h, opts: []locked.CallOption{locked.WithTTL(0)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r, err := s.Restore(t.Context(), tt.h, tt.opts...)
 			require.Nil(t, r)
 			requireArgError(t, err)
-			assert.Equal(t, 1, s.Held(), "only the original lease")
+			assert.Equal(t, 1, s.Stats().Open, "only the original lease")
 			require.NoError(t, l.Check(t.Context()))
 		})
 	}
@@ -566,10 +567,10 @@ func TestDetach(t *testing.T) {
 
 	require.Error(t, l.Context().Err(), "a detached lease's Context ends")
 	assert.ErrorIs(t, context.Cause(l.Context()), locked.ErrNotHeld)
-	assert.ErrorIs(t, l.Extend(ctx, 0), locked.ErrNotHeld)
+	assert.ErrorIs(t, l.ExtendTo(ctx, 0), locked.ErrNotHeld)
 	assert.ErrorIs(t, l.Release(ctx), locked.ErrNotHeld)
 	assert.NoError(t, l.Close())
-	assert.Equal(t, 0, a.Held())
+	assert.Equal(t, 0, a.Stats().Open)
 
 	require.NoError(t, a.Close()) // must not release the handed-over hold
 	st, err := b.State(ctx, "detach")

@@ -115,7 +115,7 @@ type Finder[T persistent.Persistent] interface {
 // created or will overwrite whole.
 // Errors as for Service.Acquire, plus ErrInvalid for a nil entity or an
 // empty ID.
-func Acquire[T persistent.Persistent](ctx context.Context, s *Service, e T, opts ...Option) (*Locked[T], error) {
+func Acquire[T persistent.Persistent](ctx context.Context, s *Service, e T, opts ...CallOption) (*Locked[T], error) {
 	key, err := persistent.KeyOf(e)
 	if err != nil {
 		return nil, opError("acquire", "", fmt.Errorf("%w: %w", ErrInvalid, err))
@@ -128,7 +128,7 @@ func Acquire[T persistent.Persistent](ctx context.Context, s *Service, e T, opts
 }
 
 // TryAcquire is Acquire that returns ErrNotAcquired at once if e is locked.
-func TryAcquire[T persistent.Persistent](ctx context.Context, s *Service, e T, opts ...Option) (*Locked[T], error) {
+func TryAcquire[T persistent.Persistent](ctx context.Context, s *Service, e T, opts ...CallOption) (*Locked[T], error) {
 	key, err := persistent.KeyOf(e)
 	if err != nil {
 		return nil, opError("acquire", "", fmt.Errorf("%w: %w", ErrInvalid, err))
@@ -143,7 +143,7 @@ func TryAcquire[T persistent.Persistent](ctx context.Context, s *Service, e T, o
 // Load locks the entity of type T with the given ID, then reads it from r,
 // so the entity cannot change between the read and the proof's writes. If
 // the read fails the lock is released and r's error returned.
-func Load[T persistent.Persistent](ctx context.Context, s *Service, r Finder[T], id string, opts ...Option) (*Locked[T], error) {
+func Load[T persistent.Persistent](ctx context.Context, s *Service, r Finder[T], id string, opts ...CallOption) (*Locked[T], error) {
 	all, err := LoadAll(ctx, s, r, []string{id}, opts...)
 	if err != nil {
 		return nil, err
@@ -155,7 +155,7 @@ func Load[T persistent.Persistent](ctx context.Context, s *Service, r Finder[T],
 // sorted order so that callers locking overlapping sets cannot deadlock.
 // The proofs come back in the order of es. The Service's Timeout (or
 // WithTimeout) bounds the whole call. Duplicate entities are an error.
-func AcquireAll[T persistent.Persistent](ctx context.Context, s *Service, es []T, opts ...Option) ([]*Locked[T], error) {
+func AcquireAll[T persistent.Persistent](ctx context.Context, s *Service, es []T, opts ...CallOption) ([]*Locked[T], error) {
 	keys := make([]string, len(es))
 	for i, e := range es {
 		key, err := persistent.KeyOf(e)
@@ -177,7 +177,7 @@ func AcquireAll[T persistent.Persistent](ctx context.Context, s *Service, es []T
 
 // LoadAll is AcquireAll for IDs: it locks every entity (sorted, all or
 // nothing), then reads each from r. On any error it releases everything.
-func LoadAll[T persistent.Persistent](ctx context.Context, s *Service, r Finder[T], ids []string, opts ...Option) ([]*Locked[T], error) {
+func LoadAll[T persistent.Persistent](ctx context.Context, s *Service, r Finder[T], ids []string, opts ...CallOption) ([]*Locked[T], error) {
 	if r == nil || isNilPointer(r) {
 		return nil, opError("load", "", invalid("finder", "must not be nil"))
 	}
@@ -215,9 +215,9 @@ func LoadAll[T persistent.Persistent](ctx context.Context, s *Service, r Finder[
 
 // acquireKeys takes every key in sorted order, sharing one timeout, and
 // returns the leases in the order of keys; on error it releases those taken.
-func acquireKeys(ctx context.Context, s *Service, keys []string, opts []Option) ([]*Lease, error) {
+func acquireKeys(ctx context.Context, s *Service, keys []string, opts []CallOption) ([]*Lease, error) {
 	if s == nil {
-		return nil, invalid("service", "must not be nil")
+		return nil, opError("acquire", "", invalid("service", "must not be nil"))
 	}
 	order := make([]int, len(keys))
 	for i := range order {
@@ -229,15 +229,15 @@ func acquireKeys(ctx context.Context, s *Service, keys []string, opts []Option) 
 			return nil, opError("acquire", keys[order[i]], invalid("keys", "duplicate key"))
 		}
 	}
-	o := callOptions{timeout: s.timeout}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := s.callOptions(opts)
 	if o.bad != nil {
 		return nil, opError("acquire", "", o.bad)
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
+	if !o.noTimeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
 	leases := make([]*Lease, len(keys))
 	for _, i := range order {
 		l, err := s.Acquire(ctx, keys[i], opts...)

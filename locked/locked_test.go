@@ -57,7 +57,7 @@ func closeAllLocked(t *testing.T, ls []*locked.Locked[*account]) {
 func TestLockedAcquire(t *testing.T) {
 	methods := []struct {
 		name    string
-		acquire func(context.Context, *locked.Service, *account, ...locked.Option) (*locked.Locked[*account], error)
+		acquire func(context.Context, *locked.Service, *account, ...locked.CallOption) (*locked.Locked[*account], error)
 	}{
 		{"Acquire", locked.Acquire[*account]},
 		{"TryAcquire", locked.TryAcquire[*account]},
@@ -133,7 +133,7 @@ func TestLockedAcquireInvalidEntity(t *testing.T) {
 				require.ErrorIs(t, err, persistent.ErrInvalid)
 				requireOpError(t, err, "acquire", "")
 				assert.Equal(t, 0, p.Len(), "nothing may be locked")
-				assert.Equal(t, 0, s.Held())
+				assert.Equal(t, 0, s.Stats().Open)
 			})
 		}
 	}
@@ -283,7 +283,7 @@ func TestLoadErrors(t *testing.T) {
 			}
 			assert.LessOrEqual(t, calls, 1)
 			assert.Equal(t, 0, p.Len(), "the lock must be released")
-			assert.Equal(t, 0, s.Held())
+			assert.Equal(t, 0, s.Stats().Open)
 		})
 	}
 }
@@ -303,7 +303,7 @@ func TestLoadKeyHeld(t *testing.T) {
 	require.ErrorIs(t, err, locked.ErrNotAcquired)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.NoError(t, holder.Check(t.Context()))
-	assert.Equal(t, 0, s.Held())
+	assert.Equal(t, 0, s.Stats().Open)
 }
 
 // TestLoadTypedNilFinder: a typed nil Finder is bad input like a nil one
@@ -436,7 +436,7 @@ func requireNoneHeldBut(t *testing.T, p *memprovider.Provider, s *locked.Service
 	for i, num := range nums {
 		assert.Equal(t, i == held, p.IsLocked(accountKey(num)), "account %s", num)
 	}
-	assert.Equal(t, 0, s.Held())
+	assert.Equal(t, 0, s.Stats().Open)
 }
 
 func TestLoadAllFindFails(t *testing.T) {
@@ -452,7 +452,7 @@ func TestLoadAllFindFails(t *testing.T) {
 	_, err := locked.LoadAll(t.Context(), s, finder, nums)
 	require.ErrorIs(t, err, errFn)
 	assert.Equal(t, 0, p.Len(), "every lock must be released")
-	assert.Equal(t, 0, s.Held())
+	assert.Equal(t, 0, s.Stats().Open)
 }
 
 // TestAcquireAllEmptyRejectsBadOption: a bad option is an error even when
@@ -589,7 +589,8 @@ func TestZeroAndNilLocked(t *testing.T) {
 
 // TestCheckLocal: CheckLocal answers from what this process knows, without
 // the store; Check also asks the store. A force-release that the holder has
-// not noticed yet tells them apart.
+// not noticed yet tells them apart, until Lease.Check notices it and ends
+// the lease here too.
 func TestCheckLocal(t *testing.T) {
 	p := newProvider(t)
 	s := newService(t, p, nil)
@@ -600,16 +601,20 @@ func TestCheckLocal(t *testing.T) {
 	require.NoError(t, l.CheckLocal())
 	require.NoError(t, l.Check(ctx))
 
-	_, err = s.ForceRelease(ctx, l.Key())
-	require.NoError(t, err)
-	assert.NoError(t, l.CheckLocal(), "nothing local has changed")
-	assert.ErrorIs(t, l.Check(ctx), locked.ErrNotHeld, "the store no longer has it")
-
 	num := e.Num
 	e.Num = "other"
 	assert.ErrorIs(t, l.CheckLocal(), locked.ErrNotHeld, "identity changed")
 	e.Num = num
 	require.NoError(t, l.CheckLocal())
+
+	_, err = s.ForceRelease(ctx, l.Key())
+	require.NoError(t, err)
+	assert.NoError(t, l.CheckLocal(), "nothing local has changed")
+	assert.ErrorIs(t, l.Check(ctx), locked.ErrNotHeld, "the store no longer has it")
+	assert.NoError(t, l.CheckLocal(), "Locked.Check reports it and leaves the lease to its holder")
+	assert.ErrorIs(t, l.Lease().Check(ctx), locked.ErrNotHeld)
+	assert.ErrorIs(t, l.CheckLocal(), locked.ErrNotHeld, "Lease.Check ended the lease here")
+	assert.ErrorIs(t, context.Cause(l.Context()), locked.ErrNotHeld)
 	require.ErrorIs(t, l.Close(), locked.ErrNotHeld)
 	assert.ErrorIs(t, l.CheckLocal(), locked.ErrNotHeld, "closed")
 

@@ -2,6 +2,8 @@ package locked
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,15 +19,20 @@ import (
 // application with New and share it; it is safe for concurrent use. A
 // Service does not own its provider: close the provider after the Service.
 type Service struct {
-	p         provider.Provider
-	ttl       time.Duration
-	timeout   time.Duration
-	autoRenew bool
-	owner     string
-	prefix    string // namespace + ":" or ""
-	onEvent   func(Event)
-	tokenBase string        // owner + "/" + instance + "/"
-	seq       atomic.Uint64 // numbers this Service's tokens
+	p          provider.Provider
+	ttl        time.Duration
+	timeout    time.Duration
+	noTimeout  bool
+	maxRetries int
+	retryDelay time.Duration
+	autoRenew  bool
+	owner      string
+	instance   string        // unique per Service, in every token
+	prefix     string        // namespace + ":" or ""
+	seq        atomic.Uint64 // numbers this Service's tokens
+
+	events events
+	stats  counters
 
 	mu sync.Mutex
 	// leases and closed are guarded by mu.
@@ -34,8 +41,9 @@ type Service struct {
 }
 
 // New returns a Service that takes locks from p. opts may be nil.
-// It returns an error matching ErrInvalid for a nil provider or a negative
-// TTL or Timeout.
+// It returns an error matching ErrInvalid for a nil provider, a negative
+// TTL, Timeout, MaxRetries or RetryDelay, a TTL above MaxTTL, or a
+// Namespace with ':'.
 func New(p provider.Provider, opts *Options) (*Service, error) {
 	if p == nil {
 		return nil, invalid("provider", "must not be nil")
@@ -47,8 +55,14 @@ func New(p provider.Provider, opts *Options) (*Service, error) {
 	switch {
 	case o.TTL < 0:
 		return nil, invalid("TTL", "must not be negative, got "+o.TTL.String())
+	case o.TTL > MaxTTL:
+		return nil, invalid("TTL", "must be at most MaxTTL, got "+o.TTL.String())
 	case o.Timeout < 0:
 		return nil, invalid("Timeout", "must not be negative, got "+o.Timeout.String())
+	case o.MaxRetries < 0:
+		return nil, invalid("MaxRetries", "must not be negative, got "+strconv.Itoa(o.MaxRetries))
+	case o.RetryDelay < 0:
+		return nil, invalid("RetryDelay", "must not be negative, got "+o.RetryDelay.String())
 	case strings.Contains(o.Namespace, ":"):
 		return nil, invalid("Namespace", "must not contain ':'")
 	}
@@ -57,17 +71,22 @@ func New(p provider.Provider, opts *Options) (*Service, error) {
 		o.Owner = instance
 	}
 	s := &Service{
-		p:         p,
-		ttl:       cmpOr(o.TTL, DefaultTTL),
-		timeout:   cmpOr(o.Timeout, DefaultTimeout),
-		autoRenew: o.AutoRenew,
-		owner:     o.Owner,
-		onEvent:   o.OnEvent,
-		tokenBase: o.Owner + "/" + instance + "/",
-		leases:    make(map[*Lease]struct{}),
+		p:          p,
+		ttl:        cmpOr(o.TTL, DefaultTTL),
+		timeout:    cmpOr(o.Timeout, DefaultTimeout),
+		noTimeout:  o.NoTimeout,
+		maxRetries: o.MaxRetries,
+		retryDelay: o.RetryDelay,
+		autoRenew:  o.AutoRenew,
+		owner:      o.Owner,
+		instance:   instance,
+		leases:     make(map[*Lease]struct{}),
 	}
 	if o.Namespace != "" {
 		s.prefix = o.Namespace + ":"
+	}
+	if o.OnEvent != nil {
+		s.events.subscribe(o.OnEvent)
 	}
 	return s, nil
 }
@@ -89,89 +108,143 @@ func (s *Service) Owner() string {
 }
 
 // Acquire takes key, waiting while another holder has it, for at most the
-// Service's Timeout (or WithTimeout) and while ctx lasts. The lease must be
-// released with Release or Close.
+// Service's Timeout (or WithTimeout; WithNoTimeout: as long as ctx lasts)
+// and while ctx lasts. WithMaxRetries bounds the attempts as well. The
+// lease must be released with Release or Close.
 //
 // Errors: ErrNotAcquired (also matching context.DeadlineExceeded or
-// context.Canceled) if the wait ended first; ErrInvalid for an empty key or
-// a bad option; ErrClosed after Close; ErrUnavailable if the store failed.
-func (s *Service) Acquire(ctx context.Context, key string, opts ...Option) (*Lease, error) {
+// context.Canceled) if the wait ended first; ErrNested if ctx already
+// carries a live lease on key; ErrInvalid for an empty key or a bad option;
+// ErrClosed after Close; ErrUnavailable or ErrOutcomeUnknown if the store
+// failed.
+func (s *Service) Acquire(ctx context.Context, key string, opts ...CallOption) (*Lease, error) {
 	return s.acquire(ctx, key, true, opts)
 }
 
 // TryAcquire takes key if it is free and returns ErrNotAcquired at once if
 // it is held. Other errors as for Acquire.
-func (s *Service) TryAcquire(ctx context.Context, key string, opts ...Option) (*Lease, error) {
+func (s *Service) TryAcquire(ctx context.Context, key string, opts ...CallOption) (*Lease, error) {
 	return s.acquire(ctx, key, false, opts)
 }
 
-func (s *Service) acquire(ctx context.Context, key string, wait bool, opts []Option) (*Lease, error) {
+func (s *Service) acquire(ctx context.Context, key string, wait bool, opts []CallOption) (*Lease, error) {
 	if s == nil {
-		return nil, invalid("service", "must not be nil")
+		return nil, opError("acquire", key, invalid("service", "must not be nil"))
 	}
-	o := callOptions{ttl: s.ttl, timeout: s.timeout, autoRenew: s.autoRenew}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.bad != nil {
+	o := s.callOptions(opts)
+	switch {
+	case o.bad != nil:
 		return nil, opError("acquire", key, o.bad)
-	}
-	if err := provider.CheckKey(key); err != nil {
-		return nil, opError("acquire", key, err)
-	}
-	if s.isClosed() {
+	case key == "":
+		return nil, opError("acquire", key, provider.CheckKey(key))
+	case s.isClosed():
 		return nil, opError("acquire", key, ErrClosed)
+	case !o.reentrant && s.heldInChain(ctx, key):
+		return nil, opError("acquire", key, ErrNested)
 	}
-	token := s.tokenBase + strconv.FormatUint(s.seq.Add(1), 10)
-	var (
-		g   provider.Grant
-		err error
-	)
-	if wait {
-		wctx, cancel := context.WithTimeout(ctx, o.timeout)
-		g, err = s.p.Acquire(wctx, s.prefix+key, token, o.ttl)
-		cancel()
-	} else {
-		g, err = s.p.TryAcquire(ctx, s.prefix+key, token, o.ttl)
-	}
+	token := s.newToken(o.owner)
+	start := time.Now()
+	g, err := s.take(ctx, key, &token, wait, o)
+	s.stats.waited.Add(int64(time.Since(start)))
 	if err != nil {
-		return nil, opError("acquire", key, err)
+		s.stats.failed.Add(1)
+		err = opError("acquire", key, err)
+		s.events.emit(Event{Type: AcquireFailed, Key: key, Token: token, Err: err})
+		return nil, err
 	}
-	l := newLease(s, key, token, g, o.ttl)
+	l := newLease(s, key, token, g, o, chainOf(ctx))
+	l.acquiredAt = start
 	if !s.track(l) { // closed while we waited: give it back
 		_ = s.p.Release(context.WithoutCancel(ctx), s.prefix+key, token)
 		l.end(ErrClosed)
 		return nil, opError("acquire", key, ErrClosed)
 	}
-	s.emit(Event{Type: Acquired, Key: key, Fence: g.Fence, Token: token})
+	s.stats.acquired.Add(1)
+	s.events.emit(Event{Type: Acquired, Key: key, Fence: g.Fence, Token: token})
 	if o.autoRenew {
 		l.startRenewal()
 	}
 	return l, nil
 }
 
-// Run holds key while fn runs. fn's context ends when ctx ends or the lease
-// is lost. Run returns fn's error, or the acquire error if fn did not run,
-// or the release error (ErrNotHeld if the lease lapsed while fn ran). The
-// lease is released even if fn panics.
-func (s *Service) Run(ctx context.Context, key string, fn func(ctx context.Context) error, opts ...Option) (err error) {
-	if fn == nil {
-		return opError("run", key, invalid("fn", "must not be nil"))
-	}
-	l, err := s.Acquire(ctx, key, opts...)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if rerr := l.Close(); err == nil {
-			err = rerr
+// take asks the store for key. With WithReentrant, a hold of the same
+// owner is extended, and *token becomes that hold's token.
+func (s *Service) take(ctx context.Context, key string, token *string, wait bool, o callOptions) (provider.Grant, error) {
+	sk := s.prefix + key
+	if o.reentrant {
+		g, held, err := s.reenter(ctx, sk, token, o)
+		if err == nil || !errors.Is(err, ErrNotAcquired) || !wait {
+			return g, err
 		}
-	}()
-	rctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	stop := context.AfterFunc(l.Context(), func() { cancel(context.Cause(l.Context())) })
-	defer stop()
-	return fn(rctx)
+		if held {
+			return g, err
+		}
+	} else if !wait {
+		return s.p.TryAcquire(ctx, sk, *token, o.ttl)
+	}
+	if !o.noTimeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
+	switch {
+	case o.maxRetries == 0: // no count: one wait, woken by releases
+		return s.p.Acquire(ctx, sk, *token, o.ttl)
+	case o.maxRetries < 0: // WithMaxRetries(0): a single try
+		return s.p.TryAcquire(ctx, sk, *token, o.ttl)
+	}
+	g, err := s.p.TryAcquire(ctx, sk, *token, o.ttl)
+	if err == nil || !errors.Is(err, ErrNotAcquired) {
+		return g, err
+	}
+	delay := cmpOr(o.retryDelay, o.timeout/time.Duration(o.maxRetries+1))
+	for range o.maxRetries {
+		actx, cancel := context.WithTimeout(ctx, delay)
+		g, err = s.p.Acquire(actx, sk, *token, o.ttl)
+		cancel()
+		if err == nil || !errors.Is(err, ErrNotAcquired) || ctx.Err() != nil {
+			return g, err
+		}
+	}
+	return provider.Grant{}, fmt.Errorf("%w: gave up after %d retries", ErrNotAcquired, o.maxRetries)
+}
+
+// reenter takes sk for *token, or extends the hold if the call's owner
+// already has it. held reports that the same owner held it and the extend
+// was refused (the hold changed twice under us): the caller does not wait.
+func (s *Service) reenter(ctx context.Context, sk string, token *string, o callOptions) (g provider.Grant, held bool, err error) {
+	for range 2 { // a second round if the hold changed between State and Extend
+		g, err = s.p.TryAcquire(ctx, sk, *token, o.ttl)
+		if err == nil || !errors.Is(err, ErrNotAcquired) {
+			return g, false, err
+		}
+		st, serr := s.p.State(ctx, sk)
+		if serr != nil {
+			return g, false, serr
+		}
+		if !st.Held || ownerOf(st.Token) != o.owner {
+			if !st.Held {
+				continue // freed in between: try again
+			}
+			return g, false, err
+		}
+		if st.TTL > MaxTTL {
+			return g, true, invalid("options", "WithReentrant: the held lock has no expiry and cannot be extended")
+		}
+		g, err = s.p.Extend(ctx, sk, st.Token, o.ttl)
+		if err == nil {
+			*token = st.Token
+			return g, false, nil
+		}
+		if !errors.Is(err, ErrNotHeld) {
+			return g, false, err
+		}
+	}
+	return provider.Grant{}, true, fmt.Errorf("%w: the hold kept changing", ErrNotAcquired)
+}
+
+func (s *Service) newToken(owner string) string {
+	return owner + "/" + s.instance + "/" + strconv.FormatUint(s.seq.Add(1), 10)
 }
 
 // Status tells who holds a key, as seen by one Service.
@@ -198,27 +271,38 @@ func (st Status) String() string {
 
 // State is a snapshot of a key.
 type State struct {
-	Status Status
-	Owner  string        // the holder's owner ID; "" when free
-	Fence  uint64        // the holder's fence; 0 when free
-	TTL    time.Duration // remaining time to live; 0 when free
+	Status   Status
+	Owner    string        // the holder's owner ID; "" when free
+	Fence    uint64        // the holder's fence; 0 when free
+	TTL      time.Duration // remaining time to live; 0 when free or NoExpiry
+	NoExpiry bool          // the hold never lapses (WithNoExpiry)
+}
+
+func (s *Service) stateOf(st provider.State) State {
+	if !st.Held {
+		return State{}
+	}
+	owner := ownerOf(st.Token)
+	out := State{Status: HeldByOther, Owner: owner, Fence: st.Fence, TTL: st.TTL}
+	if owner == s.owner {
+		out.Status = HeldByMe
+	}
+	if st.TTL > MaxTTL {
+		out.TTL, out.NoExpiry = 0, true
+	}
+	return out
 }
 
 // State reports who holds key now.
 func (s *Service) State(ctx context.Context, key string) (State, error) {
 	if s == nil {
-		return State{}, invalid("service", "must not be nil")
+		return State{}, opError("state", key, invalid("service", "must not be nil"))
 	}
 	st, err := s.p.State(ctx, s.prefix+key)
-	if err != nil || !st.Held {
+	if err != nil {
 		return State{}, opError("state", key, err)
 	}
-	owner := ownerOf(st.Token)
-	status := HeldByOther
-	if owner == s.owner {
-		status = HeldByMe
-	}
-	return State{Status: status, Owner: owner, Fence: st.Fence, TTL: st.TTL}, nil
+	return s.stateOf(st), nil
 }
 
 // IsLocked reports whether anyone holds key now.
@@ -232,27 +316,85 @@ func (s *Service) IsLocked(ctx context.Context, key string) (bool, error) {
 // was held. Use it for operator action, not in normal flow.
 func (s *Service) ForceRelease(ctx context.Context, key string) (bool, error) {
 	if s == nil {
-		return false, invalid("service", "must not be nil")
+		return false, opError("force release", key, invalid("service", "must not be nil"))
 	}
 	held, err := s.p.ForceRelease(ctx, s.prefix+key)
 	if err != nil {
 		return false, opError("force release", key, err)
 	}
 	if held {
-		s.emit(Event{Type: ForceReleased, Key: key})
+		s.events.emit(Event{Type: ForceReleased, Key: key})
 	}
 	return held, nil
 }
 
-// Held returns the number of leases this Service handed out that are not
-// yet released.
-func (s *Service) Held() int {
+// Stats are a Service's counters, like database/sql's DBStats.
+type Stats struct {
+	Open          int           // leases handed out and not yet ended here
+	AutoRenewing  int           // of those, how many renew themselves
+	Acquired      uint64        // acquires that succeeded (Restore included)
+	AcquireFailed uint64        // acquires that returned an error
+	Lost          uint64        // leases that lapsed or were found taken over
+	WaitDuration  time.Duration // total time spent in acquires
+}
+
+type counters struct {
+	acquired, failed, lost atomic.Uint64
+	waited                 atomic.Int64
+}
+
+// Stats returns the Service's counters (the zero Stats for a nil
+// Service).
+func (s *Service) Stats() Stats {
 	if s == nil {
-		return 0
+		return Stats{}
 	}
+	st := Stats{
+		Acquired:      s.stats.acquired.Load(),
+		AcquireFailed: s.stats.failed.Load(),
+		Lost:          s.stats.lost.Load(),
+		WaitDuration:  time.Duration(s.stats.waited.Load()),
+	}
+	for _, l := range s.open() {
+		st.Open++
+		if l.AutoRenewing() {
+			st.AutoRenewing++
+		}
+	}
+	return st
+}
+
+// open returns the leases this Service has open.
+func (s *Service) open() []*Lease {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.leases)
+	out := make([]*Lease, 0, len(s.leases))
+	for l := range s.leases {
+		out = append(out, l)
+	}
+	return out
+}
+
+// ReleaseAll releases every lease this Service has open, as Release on
+// each would, and reports how many it freed. The Service stays open. A
+// lease that had already lapsed is not counted and is no error; other
+// failures are joined in the error.
+func (s *Service) ReleaseAll(ctx context.Context) (int, error) {
+	if s == nil {
+		return 0, opError("release all", "", invalid("service", "must not be nil"))
+	}
+	n := 0
+	var errs []error
+	for _, l := range s.open() {
+		err := l.Release(ctx)
+		switch {
+		case err == nil:
+			n++
+		case !errors.Is(err, ErrNotHeld):
+			errs = append(errs, err)
+		}
+	}
+	return n, errors.Join(errs...)
 }
 
 // Close releases every lease this Service still has open, stops their
@@ -261,7 +403,7 @@ func (s *Service) Held() int {
 // Closing a nil Service returns an error matching ErrInvalid.
 func (s *Service) Close() error {
 	if s == nil {
-		return invalid("service", "must not be nil")
+		return opError("close", "", invalid("service", "must not be nil"))
 	}
 	s.mu.Lock()
 	if s.closed {
@@ -269,12 +411,8 @@ func (s *Service) Close() error {
 		return nil
 	}
 	s.closed = true
-	open := make([]*Lease, 0, len(s.leases))
-	for l := range s.leases {
-		open = append(open, l)
-	}
 	s.mu.Unlock()
-	for _, l := range open {
+	for _, l := range s.open() {
 		_ = l.Close() // a lapsed lease reports ErrNotHeld; nothing to do about it here
 	}
 	return nil
@@ -302,10 +440,14 @@ func (s *Service) forget(l *Lease) {
 	s.mu.Unlock()
 }
 
-func (s *Service) emit(e Event) {
-	if s.onEvent != nil {
-		e.Owner = ownerOf(e.Token)
-		s.onEvent(e)
+// endLocal ends, without a store call, this Service's leases on key with
+// token: the store no longer has them (an owner or admin release).
+func (s *Service) endLocal(key, token string, cause error) {
+	for _, l := range s.open() {
+		if l.key == key && l.token == token && l.finish() {
+			l.cancel(cause)
+			s.forget(l)
+		}
 	}
 }
 

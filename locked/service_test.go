@@ -51,7 +51,7 @@ func uniqueKey(t *testing.T, name string) string {
 }
 
 // mustAcquire takes key with TryAcquire and closes the lease when t ends.
-func mustAcquire(t *testing.T, s *locked.Service, key string, opts ...locked.Option) *locked.Lease {
+func mustAcquire(t *testing.T, s *locked.Service, key string, opts ...locked.CallOption) *locked.Lease {
 	t.Helper()
 	l, err := s.TryAcquire(t.Context(), key, opts...)
 	require.NoError(t, err)
@@ -292,8 +292,8 @@ func TestTryAcquireHeld(t *testing.T) {
 		requireOpError(t, err, "acquire", key)
 	}
 	require.NoError(t, holder.Check(t.Context()), "a failed TryAcquire must not disturb the holder")
-	assert.Equal(t, 1, s1.Held())
-	assert.Equal(t, 0, s2.Held())
+	assert.Equal(t, 1, s1.Stats().Open)
+	assert.Equal(t, 0, s2.Stats().Open)
 }
 
 func TestAcquireWaitsForRelease(t *testing.T) {
@@ -344,7 +344,7 @@ func TestAcquireTimeout(t *testing.T) {
 	st, err := s2.State(t.Context(), key)
 	require.NoError(t, err)
 	assert.Equal(t, holder.Fence(), st.Fence, "the holder keeps the key")
-	assert.Equal(t, 0, s2.Held())
+	assert.Equal(t, 0, s2.Stats().Open)
 }
 
 func TestAcquireContextCanceled(t *testing.T) {
@@ -381,7 +381,7 @@ func TestAcquireContextCanceled(t *testing.T) {
 			require.NotErrorIs(t, err, context.DeadlineExceeded)
 			requireOpError(t, err, "acquire", key)
 			require.NoError(t, holder.Check(t.Context()))
-			assert.Equal(t, 0, s2.Held())
+			assert.Equal(t, 0, s2.Stats().Open)
 		})
 	}
 }
@@ -390,19 +390,19 @@ func TestAcquireRejectsBadInput(t *testing.T) {
 	tests := []struct {
 		name string
 		key  string // "" means the empty key; otherwise a unique key is used
-		opts []locked.Option
+		opts []locked.CallOption
 		arg  string
 	}{
 		{name: "empty key", arg: "key"},
-		{name: "zero TTL", key: "k", opts: []locked.Option{locked.WithTTL(0)}, arg: "ttl"},
-		{name: "negative TTL", key: "k", opts: []locked.Option{locked.WithTTL(-time.Second)}, arg: "ttl"},
-		{name: "zero timeout", key: "k", opts: []locked.Option{locked.WithTimeout(0)}, arg: "timeout"},
-		{name: "negative timeout", key: "k", opts: []locked.Option{locked.WithTimeout(-1)}, arg: "timeout"},
-		{name: "bad option after good ones", key: "k", opts: []locked.Option{locked.WithTTL(time.Minute), locked.WithAutoRenew(), locked.WithTTL(-1)}, arg: "ttl"},
+		{name: "zero TTL", key: "k", opts: []locked.CallOption{locked.WithTTL(0)}, arg: "ttl"},
+		{name: "negative TTL", key: "k", opts: []locked.CallOption{locked.WithTTL(-time.Second)}, arg: "ttl"},
+		{name: "zero timeout", key: "k", opts: []locked.CallOption{locked.WithTimeout(0)}, arg: "timeout"},
+		{name: "negative timeout", key: "k", opts: []locked.CallOption{locked.WithTimeout(-1)}, arg: "timeout"},
+		{name: "bad option after good ones", key: "k", opts: []locked.CallOption{locked.WithTTL(time.Minute), locked.WithAutoRenew(), locked.WithTTL(-1)}, arg: "ttl"},
 	}
 	methods := []struct {
 		name    string
-		acquire func(*locked.Service, context.Context, string, ...locked.Option) (*locked.Lease, error)
+		acquire func(*locked.Service, context.Context, string, ...locked.CallOption) (*locked.Lease, error)
 	}{
 		{"Acquire", (*locked.Service).Acquire},
 		{"TryAcquire", (*locked.Service).TryAcquire},
@@ -423,7 +423,7 @@ func TestAcquireRejectsBadInput(t *testing.T) {
 				requireOpError(t, err, "acquire", key)
 
 				assert.Equal(t, 0, p.Len(), "nothing may be acquired")
-				assert.Equal(t, 0, s.Held())
+				assert.Equal(t, 0, s.Stats().Open)
 				if key != "" {
 					requireFree(t, s, key)
 				}
@@ -480,7 +480,7 @@ func TestClosedProvider(t *testing.T) {
 	require.ErrorIs(t, err, locked.ErrClosed)
 	_, err = s.Acquire(t.Context(), uniqueKey(t, "k"))
 	require.ErrorIs(t, err, locked.ErrClosed)
-	assert.Equal(t, 0, s.Held())
+	assert.Equal(t, 0, s.Stats().Open)
 }
 
 func TestState(t *testing.T) {
@@ -649,10 +649,10 @@ func TestHeldAndClose(t *testing.T) {
 	p := newProvider(t)
 	s := newService(t, p, nil)
 	ctx := t.Context()
-	require.Equal(t, 0, s.Held())
+	require.Equal(t, 0, s.Stats().Open)
 
 	var leases []*locked.Lease
-	for i, opts := range [][]locked.Option{
+	for i, opts := range [][]locked.CallOption{
 		nil,
 		{locked.WithTTL(time.Hour)},
 		{locked.WithTTL(300 * time.Millisecond), locked.WithAutoRenew()},
@@ -660,15 +660,15 @@ func TestHeldAndClose(t *testing.T) {
 		l, err := s.Acquire(ctx, uniqueKey(t, string(rune('a'+i))), opts...)
 		require.NoError(t, err)
 		leases = append(leases, l)
-		require.Equal(t, i+1, s.Held())
+		require.Equal(t, i+1, s.Stats().Open)
 	}
 	released := mustAcquire(t, s, uniqueKey(t, "released"))
-	require.Equal(t, 4, s.Held())
+	require.Equal(t, 4, s.Stats().Open)
 	require.NoError(t, released.Release(ctx))
-	require.Equal(t, 3, s.Held(), "a released lease is no longer held")
+	require.Equal(t, 3, s.Stats().Open, "a released lease is no longer held")
 
 	require.NoError(t, s.Close())
-	require.Equal(t, 0, s.Held())
+	require.Equal(t, 0, s.Stats().Open)
 	for _, l := range leases {
 		requireFree(t, s, l.Key())
 		require.False(t, p.IsLocked(l.Key()))
@@ -709,7 +709,7 @@ func TestEvents(t *testing.T) {
 	k1 := uniqueKey(t, "k1")
 	l1, err := s.Acquire(ctx, k1, locked.WithTTL(time.Minute))
 	require.NoError(t, err)
-	require.NoError(t, l1.Extend(ctx, time.Hour))
+	require.NoError(t, l1.ExtendTo(ctx, time.Hour))
 	require.NoError(t, l1.Release(ctx))
 	require.NoError(t, l1.Close())
 	want := func(typ locked.EventType, l *locked.Lease) locked.Event {
@@ -763,13 +763,13 @@ func TestRun(t *testing.T) {
 			assert.Equal(t, locked.HeldByMe, st.Status)
 			_, err = other.TryAcquire(ctx, key)
 			require.ErrorIs(t, err, locked.ErrNotAcquired)
-			assert.Equal(t, 1, s.Held())
+			assert.Equal(t, 1, s.Stats().Open)
 			return errFn
 		})
 		require.ErrorIs(t, err, errFn, "Run returns fn's error")
 		require.Equal(t, 1, calls)
 		requireFree(t, s, key)
-		assert.Equal(t, 0, s.Held())
+		assert.Equal(t, 0, s.Stats().Open)
 	})
 
 	t.Run("nil from fn", func(t *testing.T) {
@@ -778,7 +778,7 @@ func TestRun(t *testing.T) {
 		key := uniqueKey(t, "k")
 		require.NoError(t, s.Run(t.Context(), key, func(context.Context) error { return nil }))
 		requireFree(t, s, key)
-		assert.Equal(t, 0, s.Held())
+		assert.Equal(t, 0, s.Stats().Open)
 	})
 
 	t.Run("fn's context ends when the lease is lost", func(t *testing.T) {
@@ -796,7 +796,7 @@ func TestRun(t *testing.T) {
 		}, locked.WithTTL(150*time.Millisecond), locked.WithAutoRenew())
 		require.ErrorIs(t, err, locked.ErrNotHeld, "Run reports the lost lease")
 		requireFree(t, s, key)
-		assert.Equal(t, 0, s.Held())
+		assert.Equal(t, 0, s.Stats().Open)
 	})
 
 	t.Run("fn's context ends with the caller's", func(t *testing.T) {
@@ -855,7 +855,7 @@ func TestRunReleasesOnPanic(t *testing.T) {
 		_ = s.Run(t.Context(), key, func(context.Context) error { panic("boom") }, locked.WithAutoRenew())
 	}()
 	requireFree(t, s, key)
-	assert.Equal(t, 0, s.Held())
+	assert.Equal(t, 0, s.Stats().Open)
 }
 
 // TestRunNilFn: a nil fn is bad input (invariant 7): a clear error, no panic
@@ -875,7 +875,7 @@ func TestRunNilFn(t *testing.T) {
 func TestNilServiceMethods(t *testing.T) {
 	var s *locked.Service
 	assert.NotPanics(t, func() { _ = s.Close() }, "Close")
-	assert.NotPanics(t, func() { _ = s.Held() }, "Held")
+	assert.NotPanics(t, func() { _ = s.Stats().Open }, "Held")
 	assert.NotPanics(t, func() { _ = s.Owner() }, "Owner")
 }
 
@@ -930,6 +930,6 @@ func TestConcurrentAcquireRelease(t *testing.T) {
 	assert.EqualValues(t, goroutines*iterations, acquired.Load())
 	requireFree(t, services[0], key)
 	for _, s := range services {
-		assert.Equal(t, 0, s.Held())
+		assert.Equal(t, 0, s.Stats().Open)
 	}
 }

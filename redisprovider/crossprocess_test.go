@@ -155,7 +155,7 @@ func TestCrossProcessWorker(t *testing.T) {
 				t.Fatalf("cycle %d: Run: %v", i, err)
 			}
 		}
-		if n := svc.Held(); n != 0 {
+		if n := svc.Stats().Open; n != 0 {
 			t.Fatalf("Held = %d after %d Runs, want 0", n, cycles)
 		}
 	default:

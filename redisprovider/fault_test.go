@@ -361,7 +361,7 @@ func TestRedisDown(t *testing.T) {
 				wantErr(t, "Service.IsLocked", err, locked.ErrUnavailable)
 				_, err = svc.ForceRelease(ctx, key)
 				wantErr(t, "Service.ForceRelease", err, locked.ErrUnavailable)
-				if n := svc.Held(); n != 0 {
+				if n := svc.Stats().Open; n != 0 {
 					t.Fatalf("Held = %d after failed acquires, want 0", n)
 				}
 				if err := svc.Close(); err != nil {
@@ -708,7 +708,7 @@ func TestLeaseLost(t *testing.T) {
 		t.Logf("cause: %v", cause)
 		wantErr(t, "Check", lease.Check(ctx), locked.ErrNotHeld)
 		wantErr(t, "Close", lease.Close(), locked.ErrNotHeld)
-		if n := svc.Held(); n != 0 {
+		if n := svc.Stats().Open; n != 0 {
 			t.Fatalf("Held = %d, want 0", n)
 		}
 	})
@@ -754,7 +754,7 @@ func TestLeaseLost(t *testing.T) {
 		if !errors.Is(err, locked.ErrUnavailable) && !errors.Is(err, locked.ErrNotHeld) {
 			t.Fatalf("Close of the lapsed lease = %v, want ErrUnavailable or ErrNotHeld", err)
 		}
-		if n := svc.Held(); n != 0 {
+		if n := svc.Stats().Open; n != 0 {
 			t.Fatalf("Held = %d, want 0", n)
 		}
 		if err := svc.Close(); err != nil {

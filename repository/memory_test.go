@@ -80,9 +80,9 @@ func newServiceOn(t *testing.T, p provider.Provider) *locked.Service {
 	return svc
 }
 
-func load(t *testing.T, svc *locked.Service, repo *repository.Memory[*counter], id string, opts ...locked.Option) *locked.Locked[*counter] {
+func load(t *testing.T, svc *locked.Service, repo *repository.Memory[*counter], id string, opts ...locked.CallOption) *locked.Locked[*counter] {
 	t.Helper()
-	opts = append([]locked.Option{locked.WithTimeout(time.Minute)}, opts...)
+	opts = append([]locked.CallOption{locked.WithTimeout(time.Minute)}, opts...)
 	l, err := locked.Load(t.Context(), svc, repo, id, opts...)
 	if err != nil {
 		t.Fatalf("locked.Load(%q) = %v", id, err)

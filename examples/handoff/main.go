@@ -173,7 +173,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return fmt.Errorf("%s left locked (%v)", h.Key, err)
 		}
 	}
-	apiOpen, workerOpen := reqSvc.Held(), workSvc.Held()
+	apiOpen, workerOpen := reqSvc.Stats().Open, workSvc.Stats().Open
 	next, err := reqSvc.Acquire(ctx, fences[0].Key)
 	if err != nil {
 		return err

@@ -114,9 +114,9 @@ func insert(t *testing.T, s stack, n int64) *entity {
 	return e
 }
 
-func load(t *testing.T, svc *locked.Service, repo locked.Finder[*entity], id string, opts ...locked.Option) *locked.Locked[*entity] {
+func load(t *testing.T, svc *locked.Service, repo locked.Finder[*entity], id string, opts ...locked.CallOption) *locked.Locked[*entity] {
 	t.Helper()
-	l, err := locked.Load(t.Context(), svc, repo, id, append([]locked.Option{locked.WithTimeout(30 * time.Second)}, opts...)...)
+	l, err := locked.Load(t.Context(), svc, repo, id, append([]locked.CallOption{locked.WithTimeout(30 * time.Second)}, opts...)...)
 	if err != nil {
 		t.Fatalf("locked.Load(%q): %v", id, err)
 	}

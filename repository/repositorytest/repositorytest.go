@@ -354,9 +354,9 @@ func (e env) wantMissing(t *testing.T, id, why string) {
 
 // load calls locked.Load with opts (after a generous timeout) and fails t
 // unless it succeeds. The proof is closed when t ends.
-func (e env) load(t *testing.T, id string, opts ...locked.Option) *locked.Locked[*Entity] {
+func (e env) load(t *testing.T, id string, opts ...locked.CallOption) *locked.Locked[*Entity] {
 	t.Helper()
-	opts = append([]locked.Option{locked.WithTimeout(e.h.Timeout)}, opts...)
+	opts = append([]locked.CallOption{locked.WithTimeout(e.h.Timeout)}, opts...)
 	l, err := locked.Load(e.ctx, e.svc, e.repo, id, opts...)
 	if err != nil {
 		t.Fatalf("locked.Load(%q) = %v, want nil", id, err)
