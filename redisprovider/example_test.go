@@ -17,7 +17,9 @@ import (
 func ExampleNew() {
 	ctx := context.Background()
 
-	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
+	// ContextTimeoutEnabled lets a deadline cut a call to a hung Redis
+	// short; New refuses a client without it.
+	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379", ContextTimeoutEnabled: true})
 	defer rdb.Close() // after the provider
 
 	p, err := redisprovider.New(rdb, nil) // nil: default prefix and polling
