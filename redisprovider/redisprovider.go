@@ -522,6 +522,9 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 		if p.closed.Load() {
 			return provider.Grant{}, 0, provider.ErrClosed
 		}
+		if ctxErr(ctx) != nil { // nothing sent: a wait that timed out
+			return provider.Grant{}, 0, provider.CtxError(ctx)
+		}
 		return p.try(ctx, key, token, ttl, waitFair)
 	})
 	if err != nil && !errors.Is(err, provider.ErrOutcomeUnknown) { // try handed that give-up over already
@@ -627,8 +630,8 @@ func (p *Provider) cleanUp(done chan struct{}) {
 // tombstone is the key that tells a late acquire of token to refuse.
 func tombstone(lock, token string) string { return lock + ":gone:" + token }
 
-// releaseMarker is the key that tells a re-sent release of token that it
-// freed the lock.
+// releaseMarker is the key that tells a re-sent release of token (or a
+// re-sent ForceRelease, token "") that it freed the lock.
 func releaseMarker(lock, token string) string { return lock + ":rel:" + token }
 
 // waitLoop calls try until it grants, fails otherwise than ErrNotAcquired,
@@ -859,7 +862,7 @@ func (p *Provider) subscribe(ctx context.Context) {
 	if err == nil {
 		wait := p.subTimeout // the caller's deadline bounds it too
 		if d, ok := ctx.Deadline(); ok {
-			wait = max(min(wait, time.Until(d)), time.Millisecond)
+			wait = max(min(wait, time.Until(d)/2), time.Millisecond) // leave time for a try
 		}
 		_, err = sub.ReceiveTimeout(context.Background(), wait) // the confirmation
 	}

@@ -1,7 +1,8 @@
 -- Free the lock if ARGV[1] holds it, or whoever holds it if ARGV[1] is '',
 -- and wake the waiter at the head of the queue. A foreign value is left as
 -- it is.
--- KEYS[1] lock, KEYS[2] waiter queue, KEYS[3] this token's release marker.
+-- KEYS[1] lock, KEYS[2] waiter queue, KEYS[3] this token's release marker
+-- (for token '', the key's).
 -- ARGV[1] token or '', ARGV[2] wake-up channel, ARGV[3] key,
 -- ARGV[4] this request's nonce, ARGV[5] how long, in ms, the marker says
 -- that this request freed the lock ('0': no marker; the client never
@@ -12,7 +13,7 @@
 local f, _, t = hold_get(KEYS[1])
 if f and (ARGV[1] == '' or t == ARGV[1]) then
   redis.call('DEL', KEYS[1])
-  if ARGV[1] ~= '' and ARGV[5] ~= '0' then
+  if ARGV[5] ~= '0' then
     redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
   end
   local head = redis.call('LINDEX', KEYS[2], 0)
@@ -21,7 +22,7 @@ if f and (ARGV[1] == '' or t == ARGV[1]) then
   end
   return 1
 end
-if ARGV[1] ~= '' and ARGV[5] ~= '0' and redis.pcall('GET', KEYS[3]) == ARGV[4] then
+if ARGV[5] ~= '0' and redis.pcall('GET', KEYS[3]) == ARGV[4] then
   return 1
 end
 return 0
