@@ -319,6 +319,27 @@ func TestUnreachable(t *testing.T) {
 	check("ForceRelease", err)
 }
 
+// TestUnreachableDefaultDialer: with go-redis's default dial retries,
+// which outlast the deadline, go-redis drops the dial error and returns
+// the context's, and cannot say whether an earlier attempt was written.
+// The answer must still say "store" (ErrUnavailable, here as
+// ErrOutcomeUnknown) with the deadline, never contention.
+func TestUnreachableDefaultDialer(t *testing.T) {
+	t.Parallel()
+	c := redis.NewClient(&redis.Options{Addr: freeAddr(t), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { waitRedialers(t) }) // after Close: go-redis's redialer notices it late
+	t.Cleanup(func() { _ = c.Close() })
+	p := newProvider(t, c, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), faultCtx)
+	defer cancel()
+	_, err := p.Acquire(ctx, uniqueKey(t, "k"), "tok", longTTL)
+	wantErr(t, "Acquire", err, provider.ErrUnavailable)
+	wantErr(t, "Acquire", err, context.DeadlineExceeded)
+	if errors.Is(err, provider.ErrNotAcquired) {
+		t.Fatalf("Acquire on an unreachable Redis = %v: contention claimed for a store failure", err)
+	}
+}
+
 // TestAcquireHungRedisCleansUp: an Acquire on a black-holed Redis returns
 // at its deadline with ErrOutcomeUnknown and ctx.Err(); the give-up of its
 // lost try runs in the background and, once Redis answers again, leaves no

@@ -39,8 +39,8 @@
 // while the request was in flight. Redis runs a script already in its
 // receive buffer even after the client gave up, so such a request may still
 // apply. When a call ends because ctx ended, the error also matches
-// ctx.Err(). [StoreError] is this classification, for stores beside the
-// provider.
+// ctx.Err(). [Provider.StoreError] is this classification, for stores
+// beside the provider.
 //
 // One residual case: go-redis reports only the error of its last attempt.
 // If it re-sent a request after a lost reply and then could not reconnect,
@@ -330,7 +330,8 @@ func (p *Provider) Guard(key, token string, fence uint64) Guard {
 // fence_less(a, b), which compares two fences given as decimal strings
 // exactly. KEYS[1] and ARGV[1], ARGV[2] are the guard's; the script's own
 // keys and arguments follow them. Keys must come from DataKey of the
-// guarded key (one Cluster slot).
+// guarded key (one Cluster slot). Classify its errors with
+// Provider.StoreError.
 type GuardedScript struct{ s *redis.Script }
 
 // NewGuardedScript returns body as a GuardedScript.
@@ -340,8 +341,7 @@ func NewGuardedScript(body string) *GuardedScript {
 
 // Run runs s under g (EVALSHA, and EVAL if Redis lost the script) on the
 // provider's client, with keys as KEYS[2:] and args as ARGV[3:]. A zero
-// Guard fails with provider.ErrNotHeld without a round trip. Classify the
-// error with StoreError.
+// Guard fails with provider.ErrNotHeld without a round trip.
 func (s *GuardedScript) Run(ctx context.Context, g Guard, keys []string, args ...any) *redis.Cmd {
 	if g.p == nil {
 		cmd := redis.NewCmd(ctx)
@@ -351,13 +351,14 @@ func (s *GuardedScript) Run(ctx context.Context, g Guard, keys []string, args ..
 	return s.s.Run(ctx, g.p.c, append([]string{g.lock}, keys...), append([]any{g.fence, g.token}, args...)...)
 }
 
-// StoreError classifies err, from a go-redis call made with ctx, into the
-// three classes of the package documentation: it returns nil for nil, err
-// itself for provider.ErrClosed, an error matching provider.ErrUnavailable
-// if the request cannot have been applied, and one matching
-// provider.ErrOutcomeUnknown (and ErrUnavailable) otherwise. If ctx has
-// ended, the error matches ctx.Err() too. err stays in the chain.
-func StoreError(ctx context.Context, err error) error {
+// StoreError classifies err, from a go-redis call made with ctx on the
+// provider's client, into the three classes of the package documentation:
+// it returns nil for nil, err itself for provider.ErrClosed, an error
+// matching provider.ErrUnavailable if the request cannot have been applied,
+// and one matching provider.ErrOutcomeUnknown (and ErrUnavailable)
+// otherwise. If ctx has ended, the error matches ctx.Err() too. err stays
+// in the chain.
+func (p *Provider) StoreError(ctx context.Context, err error) error {
 	if err == nil || errors.Is(err, provider.ErrClosed) {
 		return err
 	}
@@ -460,7 +461,7 @@ func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration
 	res, err := acquireScript.Run(ctx, p.c, []string{lock, fence, queue, alive, tombstone(lock, token)},
 		token, ms(ttl), join, ms(3*p.poll), fair, nonce).Slice()
 	if err != nil {
-		err = StoreError(ctx, err)
+		err = p.StoreError(ctx, err)
 		if errors.Is(err, provider.ErrOutcomeUnknown) { // it may have granted
 			p.abandon(key, token, ttl, true, nonce)
 		}
@@ -693,7 +694,7 @@ func (p *Provider) release(ctx context.Context, key, token string) (bool, error)
 	n, err := releaseScript.Run(ctx, p.c, []string{lock, queue, releaseMarker(lock, token)},
 		token, p.channel, key, newNonce(), p.markerTTL(ctx)).Int64()
 	if err != nil {
-		return false, StoreError(ctx, err)
+		return false, p.StoreError(ctx, err)
 	}
 	return n == 1, nil
 }
@@ -716,7 +717,7 @@ func (p *Provider) Extend(ctx context.Context, key, token string, ttl time.Durat
 	start := time.Now()
 	res, err := extendScript.Run(ctx, p.c, []string{lock}, token, ms(ttl)).Result()
 	if err != nil {
-		return provider.Grant{}, StoreError(ctx, err)
+		return provider.Grant{}, p.StoreError(ctx, err)
 	}
 	if n, ok := res.(int64); ok && n == 0 {
 		return provider.Grant{}, provider.ErrNotHeld
@@ -743,7 +744,7 @@ func (p *Provider) State(ctx context.Context, key string) (provider.State, error
 	lock, _, _, _ := p.keys(key)
 	res, err := stateScript.Run(ctx, p.c, []string{lock}).Result()
 	if err != nil {
-		return provider.State{}, StoreError(ctx, err)
+		return provider.State{}, p.StoreError(ctx, err)
 	}
 	if n, ok := res.(int64); ok && n == 0 {
 		return provider.State{}, fmt.Errorf("redisprovider: %w: %q holds a value lockproof did not write", provider.ErrNotHeld, lock)
@@ -777,7 +778,7 @@ func (p *Provider) ForceRelease(ctx context.Context, key string) (bool, error) {
 func (p *Provider) raise(ctx context.Context, key, token string, fence uint64) error {
 	lock, counter, _, _ := p.keys(key)
 	if err := raiseScript.Run(ctx, p.c, []string{lock, counter}, token, strconv.FormatUint(fence, 10)).Err(); err != nil {
-		return StoreError(ctx, err)
+		return p.StoreError(ctx, err)
 	}
 	return nil
 }

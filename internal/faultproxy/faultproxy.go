@@ -62,6 +62,10 @@ type Rule struct {
 	// Times is how many chunks the rule applies to before it is cleared;
 	// 0 means until Set or Clear replaces it.
 	Times int
+	// OnFire, if not nil, is called each time the rule applies, before the
+	// fault acts and on the connection's own goroutine: a test can change
+	// the server's state between a request's execution and its lost reply.
+	OnFire func()
 }
 
 // Proxy is a running proxy. Create one with New; it is safe for
@@ -225,7 +229,10 @@ func (p *Proxy) pump(c *pair, dir Direction) {
 	for {
 		n, err := from.Read(buf)
 		if n > 0 {
-			fault, delay := p.apply(c, dir, buf[:n])
+			fault, delay, onFire := p.apply(c, dir, buf[:n])
+			if onFire != nil {
+				onFire()
+			}
 			switch fault {
 			case Drop:
 				continue
@@ -251,8 +258,9 @@ func (p *Proxy) pump(c *pair, dir Direction) {
 	}
 }
 
-// apply returns the fault for chunk b travelling dir on c, and counts it.
-func (p *Proxy) apply(c *pair, dir Direction, b []byte) (Fault, time.Duration) {
+// apply returns the fault for chunk b travelling dir on c, with its delay
+// and OnFire, and counts it.
+func (p *Proxy) apply(c *pair, dir Direction, b []byte) (Fault, time.Duration, func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if dir == Upstream {
@@ -262,14 +270,14 @@ func (p *Proxy) apply(c *pair, dir Direction, b []byte) (Fault, time.Duration) {
 	}
 	r := p.rules[dir]
 	if r == nil {
-		return Pass, 0
+		return Pass, 0, nil
 	}
 	if r.Match != nil {
 		switch {
 		case dir == Upstream && !bytes.Contains(b, r.Match):
-			return Pass, 0
+			return Pass, 0, nil
 		case dir == Downstream && !c.armed:
-			return Pass, 0
+			return Pass, 0, nil
 		}
 		c.armed = false
 	}
@@ -280,7 +288,7 @@ func (p *Proxy) apply(c *pair, dir Direction, b []byte) (Fault, time.Duration) {
 			p.rules[dir] = nil
 		}
 	}
-	return r.Fault, r.Delay
+	return r.Fault, r.Delay, r.OnFire
 }
 
 // close closes both sides once; with reset, with a TCP RST.

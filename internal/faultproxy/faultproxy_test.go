@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -184,12 +185,17 @@ func TestResetAfterRequest(t *testing.T) {
 	s := newServer(t)
 	p := newProxy(t, s.l.Addr().String())
 	c := dial(t, p.Addr())
-	p.Set(faultproxy.Rule{Dir: faultproxy.Downstream, Fault: faultproxy.Reset, Match: []byte("boom"), Times: 1})
+	var onFire atomic.Int32
+	p.Set(faultproxy.Rule{Dir: faultproxy.Downstream, Fault: faultproxy.Reset, Match: []byte("boom"), Times: 1,
+		OnFire: func() { onFire.Add(1) }})
 	_, err := c.call(t, "boom\n", bound)
 	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read after a reset = %v, want a connection error", err)
 	}
 	s.wantSeen(t, "boom\n")
+	if n := onFire.Load(); n != 1 { // called before the reset reached the client
+		t.Fatalf("OnFire called %d times, want 1", n)
+	}
 	c2 := dial(t, p.Addr())
 	if got, err := c2.call(t, "boom\n", bound); err != nil || got != "boom\n" {
 		t.Fatalf("after Times ran out = %q, %v; want a pass", got, err)

@@ -54,7 +54,7 @@
 // have been written and its answer was lost, or ctx ended while it was in
 // flight: the write may have applied, even after the call returned, since
 // Redis runs a request already in its buffer). The classes are
-// redisprovider.StoreError's. A call whose ctx ended also matches
+// redisprovider.Provider.StoreError's. A call whose ctx ended also matches
 // ctx.Err().
 //
 // go-redis re-sends a request whose reply was lost; each write is
@@ -197,7 +197,7 @@ func (r *Repository[T]) Find(ctx context.Context, id string) (T, error) {
 	case isWrongType(err):
 		return e, idError("find", id, ErrForeign)
 	case err != nil:
-		return e, idError("find", id, redisprovider.StoreError(ctx, err))
+		return e, idError("find", id, r.p.StoreError(ctx, err))
 	}
 	e, err = repository.Decode[T](r.codec, data)
 	if err != nil {
@@ -235,7 +235,7 @@ func (r *Repository[T]) Insert(ctx context.Context, e T) error {
 	n, err := insertScript.Run(ctx, r.c, []string{r.entityKey(r.prefix + key)}, data, newID()).Int()
 	switch {
 	case err != nil:
-		return idError("insert", id, redisprovider.StoreError(ctx, err))
+		return idError("insert", id, r.p.StoreError(ctx, err))
 	case n == 1:
 		return nil
 	case n == 0:
@@ -297,7 +297,7 @@ func (r *Repository[T]) write(ctx context.Context, op string, l *locked.Locked[T
 	n, err := writeScript.Run(ctx, g, []string{r.entityKey(storeKey), r.goneKey(storeKey)}, op, seq, data).Int()
 	switch {
 	case err != nil:
-		return idError(op, id, redisprovider.StoreError(ctx, err))
+		return idError(op, id, r.p.StoreError(ctx, err))
 	case n == 1:
 		return nil
 	case n == 0:
@@ -344,7 +344,7 @@ func (r *Repository[T]) DeleteByID(ctx context.Context, id string) error {
 		return idError("delete", id, provider.Unavailable(err))
 	}
 	if err := r.c.Del(ctx, key).Err(); err != nil {
-		return idError("delete", id, redisprovider.StoreError(ctx, err))
+		return idError("delete", id, r.p.StoreError(ctx, err))
 	}
 	return nil
 }
