@@ -42,10 +42,16 @@
 // ctx.Err(). [Provider.StoreError] is this classification, for stores
 // beside the provider.
 //
-// One residual case: go-redis reports only the error of its last attempt.
-// If it re-sent a request after a lost reply and then could not reconnect,
-// the error is the dial error (ErrUnavailable) although the first attempt
-// may have applied. Clients with MaxRetries -1 never re-send.
+// Two limits come from go-redis, which reports only the error of its last
+// attempt. If it re-sent a request after a lost reply and then could not
+// reconnect, the error is the dial error (ErrUnavailable) although the
+// first attempt may have applied; clients with MaxRetries -1 never re-send.
+// And if ctx ends while go-redis is still redialling an unreachable Redis
+// (its default DialerRetries outlast short deadlines), go-redis returns only
+// ctx's error, and the call reports ErrOutcomeUnknown with it (which still
+// matches ErrUnavailable, never ErrNotAcquired); with DialerRetries and
+// DialTimeout that fit in the deadline, the dial error comes back and the
+// call reports ErrUnavailable with it.
 //
 // # Re-sent requests
 //
