@@ -223,6 +223,11 @@ func TestOutcomes(t *testing.T) {
 				t.Run(c.name, func(t *testing.T) {
 					key, tok := uniqueKey(t, "k"), "tok-"+uuid.NewString()
 					c.prepare(t, admin, key, tok)
+					// A pooled connection, so the call's request leaves at
+					// once rather than after a dial on a busy machine.
+					if err := px.c.Ping(bounded(t, faultBound)).Err(); err != nil {
+						t.Fatal(err)
+					}
 					runs := scriptRuns(t, px.admin)
 					fired := px.proxy.Fired()
 					for _, r := range f.rule(key) {
@@ -360,6 +365,9 @@ func TestAcquireHungRedisCleansUp(t *testing.T) {
 	}
 	// The acquire request reaches Redis (and takes the key); every reply
 	// is lost, and so are the give-ups (the only EVALs) until Clear.
+	if err := px.c.Ping(bounded(t, faultBound)).Err(); err != nil { // a pooled connection
+		t.Fatal(err)
+	}
 	px.proxy.Set(faultproxy.Rule{Dir: faultproxy.Upstream, Fault: faultproxy.Drop, Match: []byte("$4\r\neval\r\n")})
 	px.proxy.Set(faultproxy.Rule{Dir: faultproxy.Downstream, Fault: faultproxy.Drop})
 	ctx, cancel := context.WithTimeout(context.Background(), faultCtx)

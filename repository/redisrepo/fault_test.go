@@ -147,6 +147,9 @@ func TestTimedOutWriteMayApply(t *testing.T) {
 		e := insert(t, s.stack, 1)
 		l := load(t, s.svc, s.repo, e.Key)
 		l.Entity().N = 2
+		if err := s.c.Ping(ctx).Err(); err != nil { // a pooled connection: the request leaves at once
+			t.Fatal(err)
+		}
 		s.proxy.Set(faultproxy.Rule{Dir: faultproxy.Upstream, Fault: faultproxy.Delay, Delay: 3 * faultCtx, Match: []byte(e.Key), Times: 1})
 		sctx, cancel := context.WithTimeout(ctx, faultCtx)
 		start := time.Now()
@@ -162,6 +165,9 @@ func TestTimedOutWriteMayApply(t *testing.T) {
 		e := insert(t, s.stack, 1)
 		l := load(t, s.svc, s.repo, e.Key)
 		l.Entity().N = 2
+		if err := s.c.Ping(ctx).Err(); err != nil { // a pooled connection: the request leaves at once
+			t.Fatal(err)
+		}
 		s.proxy.Set(faultproxy.Rule{Dir: faultproxy.Upstream, Fault: faultproxy.Delay, Delay: 3 * faultCtx, Match: []byte(e.Key), Times: 1})
 		sctx, cancel := context.WithTimeout(ctx, faultCtx)
 		err := s.repo.Save(sctx, l)
