@@ -3,9 +3,11 @@ module github.com/lockproof/lockproof
 go 1.24
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/google/uuid v1.6.0
 	github.com/redis/go-redis/v9 v9.17.3
 	github.com/stretchr/testify v1.11.1
+	go.uber.org/dig v1.19.0
 	go.uber.org/goleak v1.3.0
 )
 

@@ -144,6 +144,16 @@ func (l *Lease) alive() error {
 	if err := context.Cause(l.ctx); err != nil {
 		return err
 	}
+	// The expiry timer cancels ctx a moment after the deadline; the store
+	// may hand the key on at the deadline itself, so ask the clock too.
+	// (The timer still ends the lease and emits Lost: alive runs inside
+	// repositories' locks, where a user's OnEvent must not be called.)
+	l.mu.Lock()
+	expires := l.expires
+	l.mu.Unlock()
+	if !time.Now().Before(expires) {
+		return errLapsed
+	}
 	return nil
 }
 

@@ -12,6 +12,12 @@
 //
 // Fences come from one counter per shard; a key always maps to the same
 // shard, so its fences strictly increase for the life of the Provider.
+//
+// Grant.Expires is the store's own expiry, read from the same monotonic
+// clock: a hold lasts while now < Expires and the key is free from Expires
+// on. A lease that checks the clock against Expires (as locked.Lease does in
+// CheckLocal) therefore never calls itself held after the key was given
+// away.
 package memprovider
 
 import (
@@ -102,10 +108,14 @@ func checkArgs(key, token string, ttl time.Duration) error {
 	return cmp.Or(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl))
 }
 
-// TryAcquire implements provider.Provider.
+// TryAcquire implements provider.Provider. A ctx that has already ended is
+// refused (provider.CtxError), as the contract asks.
 func (p *Provider) TryAcquire(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
 	if err := checkArgs(key, token, ttl); err != nil {
 		return provider.Grant{}, err
+	}
+	if ctx.Err() != nil {
+		return provider.Grant{}, provider.CtxError(ctx)
 	}
 	s := p.shard(key)
 	s.mu.Lock()

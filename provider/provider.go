@@ -95,12 +95,18 @@ type State struct {
 //
 // Keys and tokens must be non-empty; TTLs must be positive. Each method
 // validates its input and returns an *ArgError (Arg "key", "token" or
-// "ttl") matching ErrInvalid, without side effects, otherwise. With a
-// context that has already ended, TryAcquire, and Acquire on a free key, may
-// either grant or refuse; what they report must match the store.
+// "ttl") matching ErrInvalid, without side effects, otherwise.
+//
+// A TryAcquire or Acquire whose context has already ended when it is called
+// is refused, whether the key is free or held: the error matches
+// ErrNotAcquired and ctx.Err() (see CtxError), and nothing is held
+// afterwards. A caller that gave up before asking never receives a lease it
+// would have to release. (The other methods may fail with a context error
+// in that case; what they report must match the store.)
 type Provider interface {
 	// TryAcquire takes key for token for ttl if nobody holds it, and returns
-	// ErrNotAcquired at once if somebody (including token itself) does.
+	// ErrNotAcquired at once if somebody (including token itself) does, or
+	// if ctx has already ended (then the error also matches ctx.Err()).
 	TryAcquire(ctx context.Context, key, token string, ttl time.Duration) (Grant, error)
 
 	// Acquire is TryAcquire that waits until the key is released or expires,

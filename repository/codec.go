@@ -3,6 +3,7 @@ package repository
 import (
 	"encoding"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 
@@ -63,11 +64,21 @@ type Funcs struct {
 	UnmarshalFunc func(data []byte, v any) error
 }
 
-// Marshal calls MarshalFunc.
-func (f Funcs) Marshal(v any) ([]byte, error) { return f.MarshalFunc(v) }
+// Marshal calls MarshalFunc; if it is nil, Marshal returns an error.
+func (f Funcs) Marshal(v any) ([]byte, error) {
+	if f.MarshalFunc == nil {
+		return nil, errors.New("repository.Funcs has no MarshalFunc")
+	}
+	return f.MarshalFunc(v)
+}
 
-// Unmarshal calls UnmarshalFunc.
-func (f Funcs) Unmarshal(data []byte, v any) error { return f.UnmarshalFunc(data, v) }
+// Unmarshal calls UnmarshalFunc; if it is nil, Unmarshal returns an error.
+func (f Funcs) Unmarshal(data []byte, v any) error {
+	if f.UnmarshalFunc == nil {
+		return errors.New("repository.Funcs has no UnmarshalFunc")
+	}
+	return f.UnmarshalFunc(data, v)
+}
 
 // ErrCodec reports an entity that its codec cannot store faithfully: it
 // does not encode, or does not decode back to the same identity (the usual
@@ -89,7 +100,9 @@ func Encode[T persistent.Persistent](c Codec, e T) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: encode: %w", ErrCodec, key, err)
 	}
-	back, err := Decode[T](c, data)
+	// Decode into e's own type: for an interface T (Memory[persistent.Persistent])
+	// a new T would be a nil interface, which no codec can fill.
+	back, err := decode[T](c, data, reflect.TypeOf(e))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrCodec, key, err)
 	}
@@ -102,13 +115,25 @@ func Encode[T persistent.Persistent](c Codec, e T) ([]byte, error) {
 // Decode decodes data with c (JSON if c is nil) into a new T; for a
 // pointer type T it allocates the value pointed to.
 func Decode[T persistent.Persistent](c Codec, data []byte) (T, error) {
-	var e T
-	if t := reflect.TypeFor[T](); t.Kind() == reflect.Pointer {
-		e = reflect.New(t.Elem()).Interface().(T)
+	return decode[T](c, data, reflect.TypeFor[T]())
+}
+
+// decode decodes data with c into a new value of type t, which is T or,
+// for an interface T, a type that implements it; for a pointer type t it
+// allocates the value pointed to. The codec is given a pointer to the new
+// value (a *T for a concrete T).
+func decode[T persistent.Persistent](c Codec, data []byte, t reflect.Type) (T, error) {
+	var zero T
+	v := reflect.New(t) // *t
+	if t.Kind() == reflect.Pointer {
+		v.Elem().Set(reflect.New(t.Elem()))
 	}
-	if err := codecOr(c).Unmarshal(data, &e); err != nil {
-		var zero T
+	if err := codecOr(c).Unmarshal(data, v.Interface()); err != nil {
 		return zero, fmt.Errorf("decode: %w", err)
+	}
+	e, ok := v.Elem().Interface().(T)
+	if !ok { // a nil interface: t was an interface type
+		return zero, fmt.Errorf("decode: %v is an interface type; the codec cannot choose a concrete type", t)
 	}
 	return e, nil
 }
@@ -119,4 +144,3 @@ func codecOr(c Codec) Codec {
 	}
 	return c
 }
-

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lockproof/lockproof/locked"
+	"github.com/lockproof/lockproof/persistent"
 	"github.com/lockproof/lockproof/repository"
 )
 
@@ -71,4 +72,22 @@ func TestEncodeBadInput(t *testing.T) {
 	assert.ErrorIs(t, err, repository.ErrCodec, "Account has no MarshalBinary")
 	_, err = repository.Decode[*Account](nil, []byte("{"))
 	assert.Error(t, err)
+}
+
+// A Funcs with a nil function is an error, not a panic, and an interface
+// entity type round-trips through its dynamic type.
+func TestCodecEdges(t *testing.T) {
+	_, err := repository.Encode[*Account](repository.Funcs{}, &Account{Number: "1"})
+	assert.ErrorIs(t, err, repository.ErrCodec)
+	assert.Contains(t, err.Error(), "no MarshalFunc")
+	_, err = repository.Decode[*Account](repository.Funcs{}, []byte("{}"))
+	assert.ErrorContains(t, err, "no UnmarshalFunc")
+
+	data, err := repository.Encode[persistent.Persistent](nil, &Account{Number: "2", Balance: 5})
+	require.NoError(t, err, "an interface-typed entity whose dynamic type survives JSON")
+	assert.JSONEq(t, `{"Number":"2","Balance":5}`, string(data))
+	_, err = repository.Encode[persistent.Persistent](nil, &user{id: "1", name: "Ann"})
+	assert.ErrorIs(t, err, repository.ErrCodec, "unexported fields, through an interface type")
+	_, err = repository.Decode[persistent.Persistent](nil, data)
+	assert.Error(t, err, "Decode into an interface type cannot choose a concrete type")
 }

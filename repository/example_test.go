@@ -96,7 +96,9 @@ func ExampleMemory_Save_spentProof() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer stale.Close() // nothing left to free once it has lapsed
 	stale.Entity().Balance = 0
+	//lockcheck:ignore this Load waits for stale to lapse, on purpose
 	fresh, err := locked.Load(ctx, svc, repo, "7")
 	if err != nil {
 		log.Fatal(err)

@@ -3,9 +3,15 @@
 //
 // Each transfer locks both accounts with locked.LoadAll (sorted keys, so
 // two transfers in opposite directions cannot deadlock), reads them under
-// the lock, and saves both with the proofs. It runs on the embedded
-// in-memory provider; -redis ADDR takes the locks from a Redis server
-// instead (the accounts stay in this process's memory).
+// the lock, and saves both with the proofs. By default the locks and the
+// accounts live in this process's memory; with -redis ADDR both live in
+// that Redis server (redisprovider and redisrepo, in namespace -namespace),
+// so several bank processes can share the accounts.
+//
+//	go run ./examples/bank
+//	go run ./examples/bank -redis localhost:6379
+//
+// It exits with status 1 if the total is not conserved.
 package main
 
 import (
@@ -13,7 +19,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log"
+	"io"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -26,6 +32,7 @@ import (
 	"github.com/lockproof/lockproof/provider"
 	"github.com/lockproof/lockproof/redisprovider"
 	"github.com/lockproof/lockproof/repository"
+	"github.com/lockproof/lockproof/repository/redisrepo"
 )
 
 // Account is a bank account; its lock key is "account:<Number>".
@@ -58,35 +65,72 @@ func transfer(ctx context.Context, svc *locked.Service, repo repository.Reposito
 }
 
 func main() {
-	accounts := flag.Int("accounts", 5, "number of accounts")
-	workers := flag.Int("workers", 8, "concurrent goroutines")
-	transfers := flag.Int("transfers", 500, "transfers per goroutine")
-	redisAddr := flag.String("redis", "", "take locks from the Redis server at this address instead of in memory")
-	flag.Parse()
+	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bank:", err)
+		os.Exit(1)
+	}
+}
 
-	ctx := context.Background()
-	var p provider.Provider = memprovider.New()
-	if *redisAddr != "" {
+// errNotConserved: the check failed.
+var errNotConserved = errors.New("total NOT conserved")
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("bank", flag.ContinueOnError)
+	accounts := fs.Int("accounts", 5, "number of accounts (at least 2)")
+	workers := fs.Int("workers", 8, "concurrent goroutines")
+	transfers := fs.Int("transfers", 500, "transfers per goroutine")
+	redisAddr := fs.String("redis", "", "keep locks and accounts in the Redis server at this address instead of in memory")
+	namespace := fs.String("namespace", "bank", "with -redis: the namespace of the locks and accounts")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *accounts < 2 || *workers < 1 || *transfers < 0 {
+		return fmt.Errorf("need -accounts >= 2, -workers >= 1 and -transfers >= 0")
+	}
+
+	var (
+		p    provider.Provider
+		repo repository.Repository[*Account]
+		opts = &locked.Options{}
+	)
+	if *redisAddr == "" {
+		p = memprovider.New()
+		repo = repository.NewMemory[*Account]()
+	} else {
 		client := redis.NewClient(&redis.Options{Addr: *redisAddr, ContextTimeoutEnabled: true})
-		defer client.Close()
+		defer client.Close() // last: after the provider
 		rp, err := redisprovider.New(client, nil)
 		if err != nil {
-			log.Fatal(err)
+			return err
 		}
+		opts.Namespace = *namespace
 		p = rp
 	}
-	defer p.Close()
-	svc, err := locked.New(p, nil)
+	defer p.Close() // after the Service
+	svc, err := locked.New(p, opts)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	defer svc.Close()
-	repo := repository.NewMemory[*Account]()
+	if *redisAddr != "" {
+		// The repository takes its client and namespace from the Service.
+		rr, err := redisrepo.New[*Account](svc, nil)
+		if err != nil {
+			return err
+		}
+		repo = rr
+	}
 
 	const opening = 1000
 	for i := range *accounts {
-		if err := repo.Insert(ctx, &Account{Number: strconv.Itoa(i), Balance: opening}); err != nil {
-			log.Fatal(err)
+		id := strconv.Itoa(i)
+		// Open the account afresh (DeleteByID is for clean-up, as here: a
+		// previous run may have left it in Redis).
+		if err := repo.DeleteByID(ctx, id); err != nil {
+			return err
+		}
+		if err := repo.Insert(ctx, &Account{Number: id, Balance: opening}); err != nil {
+			return err
 		}
 	}
 
@@ -110,24 +154,24 @@ func main() {
 	}
 	wg.Wait()
 	close(errs)
-	for err := range errs {
-		log.Fatal(err)
+	if err := errors.Join(<-errs); err != nil {
+		return err
 	}
 
 	var total int64
 	for i := range *accounts {
 		a, err := repo.Find(ctx, strconv.Itoa(i))
 		if err != nil {
-			log.Fatal(err)
+			return err
 		}
-		fmt.Printf("account %s: %d\n", a.Number, a.Balance)
+		fmt.Fprintf(out, "account %s: %d\n", a.Number, a.Balance)
 		total += a.Balance
 	}
 	want := int64(*accounts) * opening
-	fmt.Printf("total: %d (expected %d)\n", total, want)
+	fmt.Fprintf(out, "total: %d (expected %d)\n", total, want)
 	if total != want {
-		fmt.Println("total NOT conserved")
-		os.Exit(1)
+		return errNotConserved
 	}
-	fmt.Println("total conserved")
+	fmt.Fprintln(out, "total conserved")
+	return nil
 }

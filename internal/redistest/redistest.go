@@ -54,6 +54,7 @@ func Require(t testing.TB) string {
 	if os.Getenv("LOCKPROOF_REDIS") == "required" {
 		t.Fatalf("redis-server not found on PATH, and LOCKPROOF_REDIS=required: %v", err)
 	}
+	noteSkip(t)
 	t.Skip("redis-server not found; install it (apt-get install -y redis-server) or set LOCKPROOF_REDIS=required to make this a failure")
 	return ""
 }

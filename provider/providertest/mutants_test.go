@@ -148,6 +148,25 @@ var mutants = map[string]struct {
 			return p.TryAcquire(ctx, key, token, 100*ttl)
 		}
 	}},
+	// Grant.Expires is 2 ms later than the store's expiry: TTLExpiry's
+	// woken waiter notices only sometimes (it failed 2 runs in 3 here).
+	"ExpiresSlightlyLate": {"ExpiresNotAfterStore", func(m *mutant, p provider.Provider) {
+		late := func(g provider.Grant, err error) (provider.Grant, error) {
+			if err == nil {
+				g.Expires = g.Expires.Add(2 * time.Millisecond)
+			}
+			return g, err
+		}
+		m.tryAcquire = func(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
+			return late(p.TryAcquire(ctx, key, token, ttl))
+		}
+		m.acquire = func(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
+			return late(p.Acquire(ctx, key, token, ttl))
+		}
+		m.extend = func(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
+			return late(p.Extend(ctx, key, token, ttl))
+		}
+	}},
 	// The fence counter wraps around.
 	"FenceWraps": {"FencesIncrease", func(m *mutant, p provider.Provider) {
 		wrap := func(g provider.Grant, err error) (provider.Grant, error) {
@@ -219,6 +238,13 @@ var mutants = map[string]struct {
 				err = provider.ErrNotAcquired
 			}
 			return g, err
+		}
+	}},
+	// TryAcquire ignores a context that ended before the call, and grants
+	// (as memprovider did before the contract said otherwise).
+	"TryAcquireIgnoresEndedCtx": {"WaitCancelled", func(m *mutant, p provider.Provider) {
+		m.tryAcquire = func(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
+			return p.TryAcquire(context.WithoutCancel(ctx), key, token, ttl)
 		}
 	}},
 	// Bad input matches ErrInvalid but carries no *ArgError.
@@ -322,7 +348,7 @@ func TestSuiteCatchesMutants(t *testing.T) {
 	}
 	for _, sub := range []string{
 		"MutualExclusion", "TryAcquireHeld", "ReleaseOwnerChecked", "Extend",
-		"TTLExpiry", "FencesIncrease", "ForceRelease", "State", "GrantExpires",
+		"TTLExpiry", "ExpiresNotAfterStore", "FencesIncrease", "ForceRelease", "State", "GrantExpires",
 		"WaiterWokenOnRelease", "WaitCancelled", "BadInput", "Closed",
 		"KeysIndependent",
 	} {

@@ -99,6 +99,9 @@ const (
 //     not hold, a free key or a lapsed hold returns ErrNotHeld.
 //   - TTLExpiry: a hold lapses after its TTL: a blocked Acquire by another
 //     token succeeds, not before the first Grant.Expires, with a higher fence.
+//   - ExpiresNotAfterStore: 30 holds of 20 ms (from TryAcquire, Acquire
+//     and Extend) lapse while another token spins on TryAcquire; the store
+//     never grants it the key before the hold's Grant.Expires.
 //   - FencesIncrease: fences strictly increase per key across releases, an
 //     expiry and a ForceRelease, for TryAcquire and Acquire, on two keys.
 //   - ForceRelease: frees a held key whoever holds it (reporting true), wakes
@@ -114,8 +117,9 @@ const (
 //     release.
 //   - WaitCancelled: a waiter whose context is cancelled or times out gets an
 //     error matching both ErrNotAcquired and ctx.Err(), and leaves no hold and
-//     no stuck queue entry; an already-cancelled context leaves a consistent
-//     state on a free and on a held key.
+//     no stuck queue entry; a TryAcquire or Acquire whose context ended
+//     before the call is refused the same way, on a free and on a held key,
+//     and leaves nothing held.
 //   - BadInput: empty keys and tokens and non-positive TTLs make every method
 //     return an *provider.ArgError matching ErrInvalid, and change nothing.
 //   - Closed: after Close every method returns ErrClosed, a blocked waiter
@@ -137,6 +141,7 @@ func Run(t *testing.T, newProvider func(t *testing.T) provider.Provider) {
 		{"ReleaseOwnerChecked", s.testReleaseOwnerChecked},
 		{"Extend", s.testExtend},
 		{"TTLExpiry", s.testTTLExpiry},
+		{"ExpiresNotAfterStore", s.testExpiresNotAfterStore},
 		{"FencesIncrease", s.testFencesIncrease},
 		{"ForceRelease", s.testForceRelease},
 		{"State", s.testState},
@@ -594,6 +599,59 @@ func (s suite) testTTLExpiry(t *testing.T) {
 	release(t, p, key, b)
 }
 
+// expiresRounds is the number of holds ExpiresNotAfterStore lets lapse,
+// and expiresTTL their TTL (whole milliseconds: stores such as Redis count
+// in them).
+const (
+	expiresRounds = 30
+	expiresTTL    = 20 * time.Millisecond
+)
+
+// testExpiresNotAfterStore checks Grant.Expires against the store itself:
+// another token spins on TryAcquire, so it is granted the key at the first
+// instant the store lets the hold go, and that must not come before the
+// hold's Grant.Expires. TTLExpiry checks the same with a blocked Acquire,
+// whose wake-up may come late enough to hide a deadline that is a little
+// too late; a lease that trusts such a deadline calls itself held after the
+// store gave the key away.
+func (s suite) testExpiresNotAfterStore(t *testing.T) {
+	p := s.provider(t)
+	for i := range expiresRounds {
+		key := newKey(t, fmt.Sprint("k", i))
+		a, b := newToken("a"), newToken("b")
+		var ga provider.Grant
+		how := [...]string{"TryAcquire", "Acquire", "Extend"}[i%3]
+		switch how {
+		case "TryAcquire":
+			ga = tryAcquire(t, p, key, a, expiresTTL)
+		case "Acquire":
+			ga = acquire(t, p, key, a, expiresTTL)
+		case "Extend":
+			tryAcquire(t, p, key, a, longTTL)
+			var err error
+			if ga, err = p.Extend(bounded(t, callBound), key, a, expiresTTL); err != nil {
+				t.Fatalf("Extend(%q, %q, %v) = %v, want nil", key, a, expiresTTL, err)
+			}
+		}
+		ctx := bounded(t, waitBound)
+		for tries := 1; ; tries++ {
+			_, err := p.TryAcquire(ctx, key, b, longTTL)
+			grantedBy := time.Now() // the store granted b before this instant
+			if err == nil {
+				if grantedBy.Before(ga.Expires) {
+					t.Fatalf("round %d: the store gave the key to another token before %v, but %s's Grant.Expires was %v (%v later): the deadline is not conservative",
+						i, grantedBy.Format(time.StampMicro), how, ga.Expires.Format(time.StampMicro), ga.Expires.Sub(grantedBy))
+				}
+				break
+			}
+			if !errors.Is(err, provider.ErrNotAcquired) || ctx.Err() != nil {
+				t.Fatalf("round %d: TryAcquire #%d while a %v hold lapses = %v, want success within %v", i, tries, expiresTTL, err, waitBound)
+			}
+		}
+		release(t, p, key, b)
+	}
+}
+
 func (s suite) testFencesIncrease(t *testing.T) {
 	p := s.provider(t)
 
@@ -937,35 +995,48 @@ func (s suite) testWaitCancelled(t *testing.T) {
 		wantFree(t, p, key)
 	})
 
-	// On a free key a provider may grant or refuse; either way the state must
-	// agree with the answer.
+	// A call whose context ended before it was made is refused, on a free
+	// key as on a held one, and leaves nothing held: the caller gave up
+	// before asking and will never release what it was not told it has.
 	for _, tc := range []struct {
 		name string
+		held bool // another token holds the key during the call
 		call func(ctx context.Context, key, token string) (provider.Grant, error)
 	}{
-		{"AlreadyCancelledFreeKeyAcquire", func(ctx context.Context, key, token string) (provider.Grant, error) {
+		{"AlreadyCancelledFreeKeyAcquire", false, func(ctx context.Context, key, token string) (provider.Grant, error) {
 			return p.Acquire(ctx, key, token, longTTL)
 		}},
-		{"AlreadyCancelledFreeKeyTryAcquire", func(ctx context.Context, key, token string) (provider.Grant, error) {
+		{"AlreadyCancelledFreeKeyTryAcquire", false, func(ctx context.Context, key, token string) (provider.Grant, error) {
+			return p.TryAcquire(ctx, key, token, longTTL)
+		}},
+		{"AlreadyCancelledHeldKeyTryAcquire", true, func(ctx context.Context, key, token string) (provider.Grant, error) {
 			return p.TryAcquire(ctx, key, token, longTTL)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			key := newKey(t, "k")
-			a, b := newToken("a"), newToken("b")
+			a, b, h := newToken("a"), newToken("b"), newToken("holder")
+			var gh provider.Grant
+			if tc.held {
+				gh = tryAcquire(t, p, key, h, longTTL)
+			}
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
 			g, err := tc.call(ctx, key, a)
 			if err == nil {
-				wantHeld(t, p, key, a, g.Fence)
-				release(t, p, key, a)
+				t.Errorf("call with a context cancelled before it = grant with fence %d, want an error matching %q and %q",
+					g.Fence, provider.ErrNotAcquired, context.Canceled)
+				_ = p.Release(bounded(t, callBound), key, a)
 			} else {
-				wantErr(t, "call with a cancelled context", err, provider.ErrNotAcquired, context.Canceled)
-				wantFree(t, p, key)
-				rerr := p.Release(bounded(t, callBound), key, a)
-				wantErr(t, "Release after a refused call", rerr, provider.ErrNotHeld)
+				wantErr(t, "call with a context cancelled before it", err, provider.ErrNotAcquired, context.Canceled)
+			}
+			if tc.held {
+				wantHeld(t, p, key, h, gh.Fence)
+				release(t, p, key, h)
 			}
 			wantFree(t, p, key)
+			rerr := p.Release(bounded(t, callBound), key, a)
+			wantErr(t, "Release after a refused call", rerr, provider.ErrNotHeld)
 			tryAcquire(t, p, key, b, longTTL)
 			release(t, p, key, b)
 		})

@@ -82,6 +82,9 @@ func (p *refProvider) TryAcquire(ctx context.Context, key, token string, ttl tim
 	if err := firstErr(provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
 		return provider.Grant{}, err
 	}
+	if ctx.Err() != nil {
+		return provider.Grant{}, provider.CtxError(ctx)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {

@@ -69,9 +69,9 @@
 // client and the key layout come from its provider, and the namespace of
 // the keys that Find, Insert and DeleteByID compute from an ID is the
 // Service's, so the two cannot disagree. Save and Delete reject a proof
-// from a Service with another namespace (an error matching
-// locked.ErrNotHeld and locked.ErrInvalid); a proof of another provider
-// holds nothing in this one's locks and is refused by the script.
+// from another lock store (locked.Store: another provider, or a Service
+// with another namespace) with an error matching locked.ErrNotHeld and
+// locked.ErrInvalid, before any round trip.
 package redisrepo
 
 import (
@@ -127,6 +127,7 @@ var _ repository.Repository[persistent.Persistent] = (*Repository[persistent.Per
 type Repository[T persistent.Persistent] struct {
 	c      redis.UniversalClient
 	p      *redisprovider.Provider
+	store  locked.Store // the Service's: the proofs it accepts
 	codec  repository.Codec
 	prefix string // the Service's namespace + ":" or ""
 }
@@ -150,7 +151,7 @@ func New[T persistent.Persistent](svc *locked.Service, opts *Options) (*Reposito
 	if opts != nil {
 		o = *opts
 	}
-	r := &Repository[T]{c: p.Client(), p: p, codec: o.Codec}
+	r := &Repository[T]{c: p.Client(), p: p, store: svc.Store(), codec: o.Codec}
 	if r.codec == nil {
 		r.codec = repository.JSON
 	}
@@ -316,19 +317,18 @@ func (r *Repository[T]) write(ctx context.Context, op string, l *locked.Locked[T
 // returns the provider's guard of the proof's hold, or an error matching
 // locked.ErrNotHeld: for a nil or zero proof, a lease that has ended
 // (released, lapsed or lost), an entity whose identity changed, or a proof
-// from a Service whose namespace is not the repository's (then also
-// locked.ErrInvalid).
+// from another lock store (another provider, or a Service of another
+// namespace: then also locked.ErrInvalid).
 func (r *Repository[T]) guard(l *locked.Locked[T]) (redisprovider.Guard, error) {
 	if err := l.CheckLocal(); err != nil {
 		return redisprovider.Guard{}, err
 	}
 	lease := l.Lease()
-	want := r.prefix + lease.Key()
-	if storeKey := lease.StoreKey(); storeKey != want {
-		return redisprovider.Guard{}, fmt.Errorf("%w: %w: the proof locks %q in the store, the repository expects %q: the proof is from a Service of another namespace",
-			locked.ErrNotHeld, locked.ErrInvalid, storeKey, want)
+	if st := lease.Store(); st != r.store {
+		return redisprovider.Guard{}, fmt.Errorf("%w: %w: the proof is from %v, the repository's lock store is %v",
+			locked.ErrNotHeld, locked.ErrInvalid, st, r.store)
 	}
-	return r.p.Guard(want, lease.Token(), lease.Fence()), nil
+	return r.p.Guard(r.prefix+lease.Key(), lease.Token(), lease.Fence()), nil
 }
 
 // DeleteByID implements repository.Repository: one DEL, idempotent. An

@@ -32,7 +32,8 @@ type refRepo struct {
 	bugs bugs
 
 	mu sync.Mutex
-	// records, saves and shared are guarded by mu.
+	// records, saves, shared and store are guarded by mu.
+	store   locked.Store // of the first proof that passed check; zero before
 	records map[string]refRecord
 	saves   int                // number of Saves, for bugs.dropWrites
 	shared  map[string]*entity // the caller's pointers, for bugs.sharedStore
@@ -62,6 +63,7 @@ type bugs struct {
 	deleteByIDMissingErr bool // DeleteByIDIdempotent: DeleteByID of a missing ID errs
 	insertEmptyID        bool // BadInput: Insert accepts an empty Key
 	localCheckOnly       bool // ForceReleasedProofRejected: checks the lease locally only
+	anyStore             bool // ForeignProofRejected: accepts proofs from every lock store
 	ignoreCtx            bool // CancelledContext: ignores the context
 	checkFirstNoFence    bool // PausedHolderAfterNewWrite: Check before encoding, no fence
 	checkFirst           bool // PausedHolderAfterNewLoad, PausedHolderAfterReinsert: Check before encoding (as Memory does)
@@ -154,6 +156,22 @@ func (r *refRepo) check(ctx context.Context, l *locked.Locked[*entity], unchecke
 	return l.Check(ctx)
 }
 
+// checkStore refuses a proof from another lock store than the first one
+// that passed; bind records the store of one that passed. r.mu is held.
+func (r *refRepo) checkStore(l *locked.Locked[*entity]) error {
+	st := l.Lease().Store()
+	if r.bugs.anyStore || r.store == (locked.Store{}) || st == r.store {
+		return nil
+	}
+	return fmt.Errorf("proof from another lock store: %w", locked.ErrNotHeld)
+}
+
+func (r *refRepo) bind(l *locked.Locked[*entity]) {
+	if r.store == (locked.Store{}) {
+		r.store = l.Lease().Store()
+	}
+}
+
 // errNoop makes Save and Delete return nil without writing.
 var errNoop = errors.New("no-op")
 
@@ -175,11 +193,15 @@ func (r *refRepo) Save(ctx context.Context, l *locked.Locked[*entity]) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if err := r.checkStore(l); err != nil {
+		return err
+	}
 	if !checkFirst {
 		if err := r.check(ctx, l, unchecked); err != nil {
 			return noop(err)
 		}
 	}
+	r.bind(l)
 	r.saves++
 	if r.bugs.dropWrites && r.saves%7 == 0 {
 		return nil
@@ -207,9 +229,13 @@ func (r *refRepo) Delete(ctx context.Context, l *locked.Locked[*entity]) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if err := r.checkStore(l); err != nil {
+		return err
+	}
 	if err := r.check(ctx, l, r.bugs.deleteUnchecked); err != nil {
 		return noop(err)
 	}
+	r.bind(l)
 	id := l.Entity().Key
 	rec, ok := r.records[id]
 	switch {
@@ -249,9 +275,11 @@ func (r *refRepo) DeleteByID(ctx context.Context, id string) error {
 
 // TestRefRepo shows that the suite can be passed.
 func TestRefRepo(t *testing.T) {
-	repositorytest.Run(t, func(t *testing.T) repository.Repository[*entity] {
-		return newRefRepo(bugs{})
-	}, newService)
+	repositorytest.Harness{
+		NewRepo:           func(t *testing.T) repository.Repository[*entity] { return newRefRepo(bugs{}) },
+		NewService:        newService,
+		NewForeignService: newService, // a new provider: another lock store
+	}.Run(t)
 }
 
 // mutants maps a mutant's name to the subtest that must catch it and to its
@@ -276,6 +304,7 @@ var mutants = map[string]struct {
 	"DeleteByIDMissingErr": {"DeleteByIDIdempotent", bugs{deleteByIDMissingErr: true}},
 	"InsertEmptyID":        {"BadInput", bugs{insertEmptyID: true}},
 	"LocalCheckOnly":       {"ForceReleasedProofRejected", bugs{localCheckOnly: true}},
+	"AnyStore":             {"ForeignProofRejected", bugs{anyStore: true}},
 	"IgnoreCtx":            {"CancelledContext", bugs{ignoreCtx: true}},
 	"CheckFirstNoFence":    {"PausedHolderAfterNewWrite", bugs{checkFirstNoFence: true}},
 	"CheckFirst":           {"PausedHolderAfterNewLoad", bugs{checkFirst: true}},
@@ -296,9 +325,11 @@ func TestMutant(t *testing.T) {
 	if !ok {
 		t.Fatalf("unknown mutant %q", name)
 	}
-	repositorytest.Run(t, func(t *testing.T) repository.Repository[*entity] {
-		return newRefRepo(mu.bugs)
-	}, newService)
+	repositorytest.Harness{
+		NewRepo:           func(t *testing.T) repository.Repository[*entity] { return newRefRepo(mu.bugs) },
+		NewService:        newService,
+		NewForeignService: newService,
+	}.Run(t)
 }
 
 // TestSuiteCatchesMutants checks that every subtest of the suite can fail:
@@ -338,7 +369,7 @@ func TestSuiteCatchesMutants(t *testing.T) {
 		"FindReturnsCopy", "StoresCopy", "SaveThenFind", "ZeroProofRejected",
 		"ClosedProofRejected", "ExpiredProofRejected", "StaleFenceRejected",
 		"IdentityChanged", "SaveAfterDelete", "DeleteByIDIdempotent",
-		"BadInput", "ForceReleasedProofRejected", "CancelledContext",
+		"BadInput", "ForceReleasedProofRejected", "ForeignProofRejected", "CancelledContext",
 		"PausedHolderAfterNewWrite", "PausedHolderAfterNewLoad",
 		"PausedHolderAfterReinsert",
 	} {

@@ -127,6 +127,13 @@ type Harness struct {
 	// It should register t.Cleanup to close the Service and its provider.
 	NewService func(t *testing.T) *locked.Service
 
+	// NewForeignService, if set, returns an open Service over another lock
+	// store than NewService's (another provider, or the same provider under
+	// another Namespace), for ForeignProofRejected; like NewService it
+	// should register t.Cleanup to close what it opens. Default nil: that
+	// subtest is skipped.
+	NewForeignService func(t *testing.T) *locked.Service
+
 	// Workers is the number of goroutines in NoLostUpdate. Default 8.
 	Workers int
 
@@ -189,6 +196,10 @@ func Run(t *testing.T, newRepo func(t *testing.T) repository.Repository[*Entity]
 //     DeleteByID("") returns an error.
 //   - ForceReleasedProofRejected: after svc.ForceRelease of the proof's key,
 //     Save and Delete return ErrNotHeld; unchanged.
+//   - ForeignProofRejected (only with Harness.NewForeignService): holder
+//     A saves with a proof of NewService's store; holder B, which holds the
+//     same entity at the same time in the foreign store, cannot Save or
+//     Delete (ErrNotHeld); unchanged; A's next Save succeeds.
 //   - CancelledContext: Find, Insert, Save, Delete and DeleteByID with a
 //     cancelled context return errors matching context.Canceled and change
 //     nothing.
@@ -248,6 +259,7 @@ func (h Harness) Run(t *testing.T) {
 		{"DeleteByIDIdempotent", s.testDeleteByIDIdempotent},
 		{"BadInput", s.testBadInput},
 		{"ForceReleasedProofRejected", s.testForceReleasedProofRejected},
+		{"ForeignProofRejected", s.testForeignProofRejected},
 		{"CancelledContext", s.testCancelledContext},
 		{"PausedHolderAfterNewWrite", func(t *testing.T) { s.testPausedHolder(t, afterNewWrite) }},
 		{"PausedHolderAfterNewLoad", func(t *testing.T) { s.testPausedHolder(t, afterNewLoad) }},
@@ -631,6 +643,35 @@ func (s suite) testForceReleasedProofRejected(t *testing.T) {
 		t.Fatalf("ForceRelease(%q) = %v, %v; want true, nil", l.Key(), held, err)
 	}
 	e.wantNotHeld(t, l, orig, "a force-released proof")
+}
+
+func (s suite) testForeignProofRejected(t *testing.T) {
+	if s.h.NewForeignService == nil {
+		t.Skip("Harness.NewForeignService is nil")
+	}
+	e := s.env(t)
+	foreign := s.h.NewForeignService(t)
+	if foreign == nil {
+		t.Fatal("NewForeignService returned nil")
+	}
+	orig := e.insert(t, 1)
+	a := e.load(t, orig.Key)
+	a.Entity().N = 2
+	e.save(t, a, "the holder") // binds a repository that binds to its first proof's store
+	want := clone(a.Entity())
+
+	// B holds the same entity at the same time, in the other store.
+	b, err := locked.Load(e.ctx, foreign, e.repo, orig.Key, locked.WithTimeout(e.h.Timeout))
+	if err != nil {
+		t.Fatalf("locked.Load(%q) through the foreign Service = %v, want nil: it holds in a store of its own", orig.Key, err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	b.Entity().N = 100
+	e.wantNotHeld(t, b, want, "a proof from another lock store")
+
+	a.Entity().N = 3
+	e.save(t, a, "the holder, after the foreign proof was refused")
+	e.wantStored(t, clone(a.Entity()), "after the holder's second Save")
 }
 
 func (s suite) testCancelledContext(t *testing.T) {

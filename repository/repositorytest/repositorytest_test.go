@@ -38,7 +38,11 @@ func newService(t *testing.T) *locked.Service {
 }
 
 func TestMemory(t *testing.T) {
-	repositorytest.Run(t, func(t *testing.T) repository.Repository[*repositorytest.Entity] {
-		return repository.NewMemory[*repositorytest.Entity]()
-	}, newService)
+	repositorytest.Harness{
+		NewRepo: func(t *testing.T) repository.Repository[*repositorytest.Entity] {
+			return repository.NewMemory[*repositorytest.Entity]()
+		},
+		NewService:        newService,
+		NewForeignService: newService, // a new provider: another lock store
+	}.Run(t)
 }
