@@ -141,13 +141,6 @@ func (p *Proxy) Fired() int {
 	return p.fired
 }
 
-// Conns returns how many connections are open through the proxy.
-func (p *Proxy) Conns() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.conns)
-}
-
 // ResetAll resets every open connection.
 func (p *Proxy) ResetAll() {
 	p.mu.Lock()
