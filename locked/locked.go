@@ -195,7 +195,7 @@ func LoadAll[T persistent.Persistent](ctx context.Context, s *Service, r Finder[
 	}
 	out := make([]*Locked[T], len(ids))
 	for i, id := range ids {
-		e, err := r.Find(ctx, id)
+		e, err := find(ctx, r, id, leases[i])
 		if err == nil {
 			var key string
 			if key, err = persistent.KeyOf(e); err != nil {
