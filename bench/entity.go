@@ -86,7 +86,7 @@ func entityCycle(c *redis.Client, p *redisprovider.Provider, id string) (func(co
 	if err != nil {
 		return nil, err
 	}
-	repo, err := redisrepo.New[*counter](c, p, nil)
+	repo, err := redisrepo.New[*counter](svc, nil)
 	if err != nil {
 		return nil, err
 	}

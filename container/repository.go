@@ -65,8 +65,7 @@ func newRepository[T persistent.Persistent](s *stack, memory bool) (repository.R
 }
 
 // newRedisRepository is the one place that builds a Redis repository: on
-// the client that s's provider uses and with the Namespace of s's Service,
-// so that they cannot differ from the Service's.
+// s's Service, whose provider's client and Namespace it takes.
 func newRedisRepository[T persistent.Persistent](s *stack) (repository.Repository[T], error) {
-	return redisrepo.New[T](s.client, s.redis, &redisrepo.Options{Namespace: s.namespace})
+	return redisrepo.New[T](s.svc, nil)
 }

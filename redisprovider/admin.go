@@ -49,15 +49,19 @@ func (p *Provider) List(ctx context.Context, prefix string) ([]provider.Entry, e
 }
 
 // KeysWith returns, in no particular order, the keys K that start with
-// prefix and for which the Redis key LockKey(K) + suffix exists now: with
-// suffix "" the keys held, with a store's own suffix (redisrepo's
-// ":entity") the keys that have a record beside their lock. It SCANs the
+// prefix and whose data key DataKey(K, name) exists now; with name "" the
+// keys held (their lock key exists). A store that keeps records beside the
+// locks lists them this way (redisrepo: name "entity"). It SCANs the
 // provider's prefix (every master on a Cluster), so its cost is linear in
 // the Redis keys under it; it is for listings and admin tools, not for the
 // request path.
-func (p *Provider) KeysWith(ctx context.Context, prefix, suffix string) ([]string, error) {
+func (p *Provider) KeysWith(ctx context.Context, prefix, name string) ([]string, error) {
 	if p.closed.Load() {
 		return nil, provider.ErrClosed
+	}
+	suffix := ""
+	if name != "" {
+		suffix = ":" + name
 	}
 	return p.scanKeys(ctx, prefix, suffix)
 }
@@ -118,7 +122,10 @@ func (p *Provider) lockKeyOf(rk string) (string, bool) {
 			return "", false
 		}
 	}
-	if key == "" || p.LockKey(key) != rk {
+	if key == "" {
+		return "", false
+	}
+	if lock, _, _, _ := p.keys(key); lock != rk {
 		return "", false
 	}
 	return key, true

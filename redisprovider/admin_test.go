@@ -26,7 +26,7 @@ func testList(t *testing.T, c redis.UniversalClient) {
 		_, err := p.TryAcquire(ctx, k, "tok "+k, time.Minute)
 		require.NoError(t, err)
 		// A record kept beside the lock (as redisrepo does) is not a lock.
-		require.NoError(t, c.Set(ctx, p.LockKey(k)+":entity", "{}", 0).Err())
+		require.NoError(t, c.Set(ctx, p.DataKey(k, "entity"), "{}", 0).Err())
 	}
 	// A key once held and released leaves its fence counter, not a lock.
 	_, err := p.TryAcquire(ctx, "ns:freed", "t", time.Minute)

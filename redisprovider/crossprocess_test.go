@@ -85,7 +85,7 @@ func TestCrossProcessWorker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), crossBound)
 	defer cancel()
 
-	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv(envAddr)})
+	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv(envAddr), ContextTimeoutEnabled: true})
 	defer rdb.Close()
 	p, err := redisprovider.New(rdb, nil)
 	if err != nil {

@@ -17,7 +17,9 @@ import (
 func ExampleNew() {
 	ctx := context.Background()
 
-	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
+	// ContextTimeoutEnabled lets a deadline cut a call to a hung Redis
+	// short; New refuses a client without it.
+	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379", ContextTimeoutEnabled: true})
 	defer rdb.Close() // after the provider
 
 	p, err := redisprovider.New(rdb, nil) // nil: default prefix and polling
@@ -83,4 +85,36 @@ func ExampleNewRedlock() {
 	if err != nil {
 		log.Fatal(err)
 	}
+}
+
+// A store that keeps its own data beside a lock checks the hold in the same
+// script as its write, through a Guard, without knowing how the provider
+// stores holds (repository/redisrepo works this way). (Compiled, not run:
+// it needs a Redis server.)
+func ExampleNewGuardedScript() {
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379", ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	p, err := redisprovider.New(rdb, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+
+	// KEYS[1], ARGV[1] and ARGV[2] are the guard's; ours follow.
+	setIfHeld := redisprovider.NewGuardedScript(`
+if not guard_held() then return 0 end
+redis.call('SET', KEYS[2], ARGV[3])
+return 1`)
+
+	g, err := p.TryAcquire(ctx, "doc:7", "my-token", 10*time.Second)
+	if err != nil {
+		log.Fatal(err)
+	}
+	guard := p.Guard("doc:7", "my-token", g.Fence)
+	n, err := setIfHeld.Run(ctx, guard, []string{p.DataKey("doc:7", "body")}, "hello").Int()
+	if err != nil {
+		log.Fatal(p.StoreError(ctx, err)) // ErrUnavailable, or ErrOutcomeUnknown if it may have applied
+	}
+	fmt.Println("written:", n == 1)
 }

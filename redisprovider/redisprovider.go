@@ -2,13 +2,19 @@
 // go-redis v9's redis.UniversalClient: a single node, Sentinel or Cluster.
 // NewRedlock adds quorum mode over independent nodes.
 //
+// # Layout
+//
 // Acquire, release and extend are each one round trip: one EVALSHA of an
 // embedded Lua script (go-redis reloads a script that a restarted Redis or a
 // SCRIPT FLUSH forgot, transparently). A key K is stored as
-// "<prefix>{K}" = "<fence> <token>" with the hold's TTL, beside a fence
-// counter "<prefix>{K}:fence" and, while somebody waits, a FIFO queue of
-// waiters "<prefix>{K}:queue" with their deadlines "<prefix>{K}:alive". The
-// shared hash tag keeps them all in one Cluster slot.
+// "<prefix>{K}" = "<fence> <nonce> <token>" with the hold's TTL, beside a
+// fence counter "<prefix>{K}:fence" and, while somebody waits, a FIFO queue
+// of waiters "<prefix>{K}:queue" with their deadlines "<prefix>{K}:alive".
+// The shared hash tag keeps them all in one Cluster slot. The value's
+// format is this package's alone: a store that checks a hold inside its own
+// script gets a [Guard] and a [GuardedScript], never the format.
+//
+// # Waiting
 //
 // Waiting is fair: a waiter that finds the key held joins the queue, and
 // while anyone waits, only the head of the queue may take the key, so a
@@ -20,6 +26,62 @@
 // the holder's TTL runs out and, in case a message is lost, at a jittered
 // fallback interval; each retry renews its place in the queue, and a waiter
 // that stops retrying for three poll intervals (a crashed process) loses it.
+//
+// # What an error means
+//
+// Every call ends in one of: success; a definite refusal
+// (provider.ErrNotAcquired, provider.ErrNotHeld: Redis decided, nothing
+// changed); provider.ErrUnavailable when nothing was sent (the dial failed,
+// the client is closed, its pool timed out) or Redis answered with an error
+// (nothing changed); or provider.ErrOutcomeUnknown (which also matches
+// ErrUnavailable) when the request may have been written and its answer did
+// not come back: a read timeout, a reset connection, a context that ended
+// while the request was in flight. Redis runs a script already in its
+// receive buffer even after the client gave up, so such a request may still
+// apply. When a call ends because ctx ended, the error also matches
+// ctx.Err(). [Provider.StoreError] is this classification, for stores
+// beside the provider.
+//
+// Two limits come from go-redis, which reports only the error of its last
+// attempt. If it re-sent a request after a lost reply and then could not
+// reconnect, the error is the dial error (ErrUnavailable) although the
+// first attempt may have applied; clients with MaxRetries -1 never re-send.
+// And if ctx ends while go-redis is still redialling an unreachable Redis
+// (its default DialerRetries outlast short deadlines), go-redis returns only
+// ctx's error, and the call reports ErrOutcomeUnknown with it (which still
+// matches ErrUnavailable, never ErrNotAcquired); with DialerRetries and
+// DialTimeout that fit in the deadline, the dial error comes back and the
+// call reports ErrUnavailable with it.
+//
+// # Re-sent requests
+//
+// go-redis re-sends a command whose reply was lost (MaxRetries, default 3).
+// Every script is idempotent for its own request: an acquire carries a
+// nonce that it stores in the hold, so its re-execution returns the same
+// hold and fence (a fresh call by the same token is still refused); a
+// release that freed leaves a marker (this token's "<lock>:rel:<token>" =
+// the release's nonce, for as long as go-redis may re-send, at most a
+// minute, and not at all for clients that never re-send) so its
+// re-execution reports success; extend, give-up and raise change nothing
+// more when run twice.
+//
+// # Fences
+//
+// Fences are exact over the whole range of Redis's INCR, 1 to 2^63−1: the
+// scripts never turn them into Lua numbers (doubles) beyond 2^53, and send
+// them as decimal strings.
+//
+// # Deadlines
+//
+// Every call returns within its context's deadline plus the time go-redis
+// takes to notice a socket deadline (about a millisecond on loopback; up to
+// 30 ms measured under the race detector on a loaded machine), Redis down
+// or hung, provided the client was created with ContextTimeoutEnabled (New
+// refuses clients that it can see lack it). An Acquire that gives up also
+// leaves the waiter queue, waiting for that at most 20 ms more
+// (queueLeaveBudget) when Redis just answered its last try. Undoing an
+// acquire whose reply was lost, and any leave that did not fit the budget,
+// run in the provider's own background goroutine, never in the caller's.
 package redisprovider
 
 import (
@@ -30,6 +92,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"net"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +106,8 @@ import (
 )
 
 var (
+	//go:embed scripts/hold.lua
+	holdSrc string
 	//go:embed scripts/acquire.lua
 	acquireSrc string
 	//go:embed scripts/release.lua
@@ -55,13 +121,16 @@ var (
 	//go:embed scripts/giveup.lua
 	giveUpSrc string
 
-	acquireScript = redis.NewScript(acquireSrc)
-	releaseScript = redis.NewScript(releaseSrc)
-	extendScript  = redis.NewScript(extendSrc)
-	stateScript   = redis.NewScript(stateSrc)
-	raiseScript   = redis.NewScript(raiseSrc)
-	giveUpScript  = redis.NewScript(giveUpSrc)
+	acquireScript = holdScript(acquireSrc)
+	releaseScript = holdScript(releaseSrc)
+	extendScript  = holdScript(extendSrc)
+	stateScript   = holdScript(stateSrc)
+	raiseScript   = holdScript(raiseSrc)
+	giveUpScript  = holdScript(giveUpSrc)
 )
+
+// holdScript is src after the hold format's functions (scripts/hold.lua).
+func holdScript(src string) *redis.Script { return redis.NewScript(holdSrc + src) }
 
 // Defaults used when Options leave a field zero.
 const (
@@ -92,6 +161,7 @@ type Provider struct {
 	prefix  string
 	channel string
 	poll    time.Duration
+	resend  time.Duration // how long go-redis may re-send a request; 0: never
 	closed  atomic.Bool
 
 	mu sync.Mutex
@@ -100,11 +170,16 @@ type Provider struct {
 
 	subTimeout time.Duration // bounds each attempt to subscribe (and to give up)
 
+	// bg ends when Close is called: it bounds the clean-up goroutine's calls.
+	bg       context.Context
+	bgCancel context.CancelFunc
+
 	cleanMu sync.Mutex
-	// cleanQ, cleanStop and cleanDone are guarded by cleanMu.
-	cleanQ    []pendingGiveUp // give-ups to retry
-	cleanStop chan struct{}   // closed to stop the clean-up goroutine; nil when none runs
-	cleanDone chan struct{}   // closed when it has returned
+	// cleanQ, cleanKick, cleanRunning and cleanDone are guarded by cleanMu.
+	cleanQ       []pendingGiveUp // give-ups to run
+	cleanKick    chan struct{}   // signalled when cleanQ grows
+	cleanRunning bool            // the clean-up goroutine runs
+	cleanDone    chan struct{}   // closed when it has returned
 
 	subMu sync.Mutex
 	// sub, subDone and subFailed are guarded by subMu.
@@ -116,12 +191,15 @@ type Provider struct {
 // New returns a Provider on c. It does not contact Redis; the first call
 // does. opts may be nil.
 //
-// Create c with ContextTimeoutEnabled set: go-redis otherwise bounds each
-// call by its ReadTimeout and WriteTimeout only, so a context deadline
+// c must be created with ContextTimeoutEnabled: go-redis otherwise bounds
+// each call by its ReadTimeout and WriteTimeout only, so a context deadline
 // (the Service's acquire timeout) cannot cut short a call to a hung server.
+// New returns an *provider.ArgError (matching provider.ErrInvalid) for a
+// nil or typed-nil client, for a *redis.Client, *redis.ClusterClient or
+// *redis.Ring without ContextTimeoutEnabled, and for bad Options.
 func New(c redis.UniversalClient, opts *Options) (*Provider, error) {
-	if c == nil {
-		return nil, &provider.ArgError{Arg: "client", Reason: "must not be nil"}
+	if err := checkClient(c, "client"); err != nil {
+		return nil, err
 	}
 	var o Options
 	if opts != nil {
@@ -135,24 +213,91 @@ func New(c redis.UniversalClient, opts *Options) (*Provider, error) {
 	}
 	prefix := cmp.Or(o.Prefix, DefaultPrefix)
 	poll := cmp.Or(o.PollInterval, DefaultPollInterval)
-	return &Provider{
+	p := &Provider{
 		c:          c,
 		prefix:     prefix,
 		channel:    prefix + "released",
 		poll:       poll,
+		resend:     resendWindow(c),
 		subTimeout: min(poll, time.Second),
 		waiters:    make(map[string]map[chan struct{}]string),
-	}, nil
+		cleanKick:  make(chan struct{}, 1),
+	}
+	p.bg, p.bgCancel = context.WithCancel(context.Background())
+	return p, nil
 }
 
-// LockKey returns the Redis key that holds key's lock, as the string
-// "<fence> <token>" while held. A store that keeps data beside the lock
-// can check a proof in the same script as its write: its keys must share
-// the lock key's hash tag (append a suffix to LockKey) to stay in one
-// Cluster slot.
-func (p *Provider) LockKey(key string) string {
+// checkClient refuses a nil or typed-nil client and one that it can see
+// ignores context deadlines; arg names the argument in the error.
+func checkClient(c redis.UniversalClient, arg string) error {
+	if c == nil {
+		return &provider.ArgError{Arg: arg, Reason: "must not be nil"}
+	}
+	if v := reflect.ValueOf(c); v.Kind() == reflect.Pointer && v.IsNil() {
+		return &provider.ArgError{Arg: arg, Reason: fmt.Sprintf("must not be a nil %T", c)}
+	}
+	if enabled, known := contextTimeouts(c); known && !enabled {
+		return &provider.ArgError{Arg: arg,
+			Reason: "set ContextTimeoutEnabled: true in its options: without it a context deadline cannot cut short a call to a hung Redis"}
+	}
+	return nil
+}
+
+// resendWindow is how long after a request's first execution go-redis may
+// still re-send it: its retries times the time each attempt may take, at
+// most a minute; 0 if it never re-sends.
+func resendWindow(c redis.UniversalClient) time.Duration {
+	var (
+		retries         int
+		read, write, bo time.Duration
+	)
+	switch c := c.(type) {
+	case *redis.Client:
+		o := c.Options()
+		retries, read, write, bo = o.MaxRetries, o.ReadTimeout, o.WriteTimeout, o.MaxRetryBackoff
+	case *redis.ClusterClient:
+		o := c.Options()
+		retries, read, write, bo = max(o.MaxRetries, 0)+max(o.MaxRedirects, 0), o.ReadTimeout, o.WriteTimeout, o.MaxRetryBackoff
+	case *redis.Ring:
+		o := c.Options()
+		retries, read, write, bo = o.MaxRetries, o.ReadTimeout, o.WriteTimeout, o.MaxRetryBackoff
+	default:
+		return time.Minute
+	}
+	if retries <= 0 {
+		return 0
+	}
+	if read <= 0 || write <= 0 { // no socket timeout: only the context bounds it
+		return time.Minute
+	}
+	return min(time.Duration(retries)*(read+write+bo)+time.Second, time.Minute)
+}
+
+// markerTTL is how long a marker that lets a re-sent request of a call with
+// ctx find its first execution must live, in ms; 0 for none.
+func (p *Provider) markerTTL(ctx context.Context) int64 {
+	if p.resend == 0 {
+		return 0
+	}
+	d := p.resend
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(dl)+time.Second)
+	}
+	return ms(d)
+}
+
+// Client returns the client the Provider was created with, for a store that
+// keeps its data beside the locks (repository/redisrepo).
+func (p *Provider) Client() redis.UniversalClient { return p.c }
+
+// DataKey returns a Redis key for data that a store keeps beside key's
+// lock: it shares the lock's hash tag, so one script can check a Guard of
+// key and touch the data in one Cluster slot. name must not be empty and
+// must not start with "fence", "queue", "alive", "gone" or "rel", the
+// provider's own names.
+func (p *Provider) DataKey(key, name string) string {
 	lock, _, _, _ := p.keys(key)
-	return lock
+	return lock + ":" + name
 }
 
 // keys returns the Redis keys of key: the lock, its fence counter, its
@@ -170,23 +315,97 @@ func (p *Provider) keys(key string) (lock, fence, queue, alive string) {
 	return lock, lock + ":fence", lock + ":queue", lock + ":alive"
 }
 
-// storeError wraps an error from Redis as ErrUnavailable, keeping the
-// cause (a context error stays matchable too).
-func storeError(err error) error {
-	if errors.Is(err, provider.ErrClosed) {
-		return err
-	}
-	return fmt.Errorf("%w: %w", provider.ErrUnavailable, err)
+// A Guard is the check that one hold is still live, for a store that
+// writes its own data in the same Redis script (etcd's Mutex.IsOwner()
+// shape): the store runs a GuardedScript with it and never learns the
+// hold's format. Create one with Provider.Guard; the zero Guard holds
+// nothing.
+type Guard struct {
+	p     *Provider
+	lock  string
+	fence string
+	token string
 }
 
-// ctxEnded reports whether ctx has ended or reached its deadline: a socket
-// deadline taken from ctx can fire a moment before ctx itself reports it.
-func ctxEnded(ctx context.Context) bool {
-	if ctx.Err() != nil {
+// Guard returns the guard of the hold of key (as the provider sees it,
+// namespace included) by token with fence.
+func (p *Provider) Guard(key, token string, fence uint64) Guard {
+	lock, _, _, _ := p.keys(key)
+	return Guard{p: p, lock: lock, fence: strconv.FormatUint(fence, 10), token: token}
+}
+
+// A GuardedScript is a Lua script that runs under a Guard: its body may
+// call guard_held(), which reports whether the guard's hold is live, and
+// fence_less(a, b), which compares two fences given as decimal strings
+// exactly. KEYS[1] and ARGV[1], ARGV[2] are the guard's; the script's own
+// keys and arguments follow them. Keys must come from DataKey of the
+// guarded key (one Cluster slot). Classify its errors with
+// Provider.StoreError.
+type GuardedScript struct{ s *redis.Script }
+
+// NewGuardedScript returns body as a GuardedScript.
+func NewGuardedScript(body string) *GuardedScript {
+	return &GuardedScript{s: holdScript(body)}
+}
+
+// Run runs s under g (EVALSHA, and EVAL if Redis lost the script) on the
+// provider's client, with keys as KEYS[2:] and args as ARGV[3:]. A zero
+// Guard fails with provider.ErrNotHeld without a round trip.
+func (s *GuardedScript) Run(ctx context.Context, g Guard, keys []string, args ...any) *redis.Cmd {
+	if g.p == nil {
+		cmd := redis.NewCmd(ctx)
+		cmd.SetErr(fmt.Errorf("%w: zero guard", provider.ErrNotHeld))
+		return cmd
+	}
+	return s.s.Run(ctx, g.p.c, append([]string{g.lock}, keys...), append([]any{g.fence, g.token}, args...)...)
+}
+
+// StoreError classifies err, from a go-redis call made with ctx on the
+// provider's client, into the three classes of the package documentation:
+// it returns nil for nil, err itself for provider.ErrClosed, an error
+// matching provider.ErrUnavailable if the request cannot have been applied,
+// and one matching provider.ErrOutcomeUnknown (and ErrUnavailable)
+// otherwise. If ctx has ended, the error matches ctx.Err() too. err stays
+// in the chain.
+func (p *Provider) StoreError(ctx context.Context, err error) error {
+	if err == nil || errors.Is(err, provider.ErrClosed) {
+		return err
+	}
+	cause := err
+	if cerr := ctxErr(ctx); cerr != nil && !errors.Is(err, cerr) {
+		cause = fmt.Errorf("%w: %w", cerr, err)
+	}
+	if notSent(err) {
+		return provider.Unavailable(cause)
+	}
+	return provider.OutcomeUnknown(cause)
+}
+
+// notSent reports whether err shows that the request was not applied:
+// Redis answered with an error, or the command never left the client.
+func notSent(err error) bool {
+	var re redis.Error
+	if errors.As(err, &re) {
+		return true // an error reply: the scripts fail before writing
+	}
+	if errors.Is(err, redis.ErrClosed) || errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted) {
 		return true
 	}
-	d, ok := ctx.Deadline()
-	return ok && !time.Now().Before(d)
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// ctxErr returns ctx.Err(), or DeadlineExceeded once ctx's deadline has
+// passed: a socket deadline taken from ctx can fire a moment before ctx
+// itself reports it.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // refused reports whether err is the store's plain "held" answer, as
@@ -211,6 +430,20 @@ func usable(closed *atomic.Bool, argErrs ...error) error {
 // ms converts a TTL to whole milliseconds, at least 1.
 func ms(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
 
+// newNonce returns a request id: random, so that a fresh request by the
+// same token is told apart from a re-sent one.
+func newNonce() string { return strconv.FormatUint(rand.Uint64(), 36) }
+
+// parseFence parses a fence sent by a script as a decimal string.
+func parseFence(v any) (uint64, bool) {
+	s, ok := v.(string)
+	if !ok {
+		return 0, false
+	}
+	f, err := strconv.ParseUint(s, 10, 64)
+	return f, err == nil && f > 0
+}
+
 // How a try treats the waiter queue.
 const (
 	tryOnce      = iota // take a free key unless a waiter is ahead; never queue
@@ -218,9 +451,11 @@ const (
 	waitAnyOrder        // queue only to be woken; take a free key in any order (Redlock)
 )
 
-// try runs the acquire script once. It returns the grant, or
-// provider.ErrNotAcquired and when to try again unwoken (the holder's
-// remaining TTL, or the head waiter's deadline).
+// try runs the acquire script once, as a request of its own. It returns
+// the grant, or provider.ErrNotAcquired and when to try again unwoken (the
+// holder's remaining TTL, or the head waiter's deadline), or a StoreError.
+// When the outcome is unknown it has already handed the give-up of this
+// request (free its hold, or make it refuse) to the clean-up goroutine.
 func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration, mode int) (provider.Grant, time.Duration, error) {
 	lock, fence, queue, alive := p.keys(key)
 	join, fair := 1, 1
@@ -230,38 +465,59 @@ func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration
 	case waitAnyOrder:
 		fair = 0
 	}
+	nonce := newNonce()
 	start := time.Now()
 	res, err := acquireScript.Run(ctx, p.c, []string{lock, fence, queue, alive, tombstone(lock, token)},
-		token, ms(ttl), join, ms(3*p.poll), fair).Int64Slice()
-	if err != nil { // the script may have run although its reply was lost
-		if ctxEnded(ctx) {
-			return provider.Grant{}, 0, provider.CtxError(ctx)
+		token, ms(ttl), join, ms(3*p.poll), fair, nonce).Slice()
+	if err != nil {
+		err = p.StoreError(ctx, err)
+		if errors.Is(err, provider.ErrOutcomeUnknown) { // it may have granted
+			p.abandon(key, token, ttl, true, nonce)
 		}
-		return provider.Grant{}, 0, storeError(err)
+		return provider.Grant{}, 0, err
 	}
-	if len(res) != 2 {
-		return provider.Grant{}, 0, fmt.Errorf("%w: acquire script returned %v", provider.ErrUnavailable, res)
+	if len(res) == 2 {
+		if ok, _ := res[0].(int64); ok == 1 {
+			if f, ok := parseFence(res[1]); ok {
+				return provider.Grant{Fence: f, Expires: start.Add(ttl)}, 0, nil
+			}
+		} else if d, ok := res[1].(int64); ok { // -1 (no TTL) is a foreign value: polling covers it
+			return provider.Grant{}, time.Duration(d) * time.Millisecond, provider.ErrNotAcquired
+		}
 	}
-	if res[0] == 0 { // res[1] is the holder's PTTL: -1 (none) is not ours, polling covers it
-		return provider.Grant{}, time.Duration(res[1]) * time.Millisecond, provider.ErrNotAcquired
-	}
-	return provider.Grant{Fence: uint64(res[1]), Expires: start.Add(ttl)}, 0, nil
+	return provider.Grant{}, 0, fmt.Errorf("%w: acquire script returned %v", provider.ErrUnavailable, res)
 }
 
 // TryAcquire implements provider.Provider.
+//
+// Errors: provider.ErrNotAcquired if the key is held (by another token,
+// by token itself, or by a value lockproof did not write), also with
+// ctx.Err() if ctx had ended before the call; provider.ErrUnavailable if
+// nothing was sent; provider.ErrOutcomeUnknown (with ctx.Err() if ctx
+// ended) if the request was lost on its way: the provider then frees, in
+// the background, any hold it took, so the key is not left locked for the
+// whole TTL.
 func (p *Provider) TryAcquire(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
 	if err := usable(&p.closed, provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
 		return provider.Grant{}, err
 	}
-	g, _, err := p.try(ctx, key, token, ttl, tryOnce)
-	if err != nil && !refused(err) {
-		p.giveUp(ctx, key, token, ttl, true) // a lost reply may hide a grant
+	if ctx.Err() != nil {
+		return provider.Grant{}, provider.CtxError(ctx)
 	}
+	g, _, err := p.try(ctx, key, token, ttl, tryOnce)
 	return g, err
 }
 
 // Acquire implements provider.Provider. It retries when a release of key is
 // published, when the holder's TTL runs out, and at the fallback interval.
+//
+// Errors: provider.ErrNotAcquired with ctx.Err() if ctx ended while it
+// waited between tries; provider.ErrUnavailable at once if Redis cannot be
+// reached (nothing was sent), rather than waiting for ctx;
+// provider.ErrOutcomeUnknown, with ctx.Err() if ctx ended, if a try was
+// lost in flight: as for TryAcquire, its hold is undone in the background.
+// provider.ErrClosed if the Provider is closed meanwhile. It returns
+// within ctx's deadline plus the bound of the package documentation.
 func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
 	if err := usable(&p.closed, provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
 		return provider.Grant{}, err
@@ -271,44 +527,59 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 	}
 	wake := make(chan struct{}, 1)
 	defer p.watch(ctx, key, token, wake)()
-	var last error // of the last try
 	g, err := waitLoop(ctx, wake, p.poll, func() (provider.Grant, time.Duration, error) {
 		if p.closed.Load() {
 			return provider.Grant{}, 0, provider.ErrClosed
 		}
-		g, d, err := p.try(ctx, key, token, ttl, waitFair)
-		last = err
-		return g, d, err
+		if ctxErr(ctx) != nil { // nothing sent: a wait that timed out
+			return provider.Grant{}, 0, provider.CtxError(ctx)
+		}
+		return p.try(ctx, key, token, ttl, waitFair)
 	})
-	if err != nil {
-		p.giveUp(ctx, key, token, ttl, last != nil && !refused(last))
+	if err != nil && !errors.Is(err, provider.ErrOutcomeUnknown) { // try handed that give-up over already
+		p.giveUp(ctx, key, token, ttl, false)
 	}
 	return g, err
 }
 
-// giveUp runs the give-up script for a caller that will not hold key:
-// whatever ctx says, it takes token out of the queue (so the waiters behind
-// need not wait for its deadline) and, if unknown is set because the last
-// try's reply was lost, frees a hold that try took or makes it refuse if it
-// has not run yet. If Redis does not answer in time, the provider's
-// clean-up goroutine keeps trying until the hold would have lapsed anyway.
-func (p *Provider) giveUp(ctx context.Context, key, token string, ttl time.Duration, unknown bool) {
-	g := pendingGiveUp{key: key, token: token, ttl: ttl, unknown: unknown, until: time.Now().Add(ttl)}
-	if err := p.runGiveUp(context.WithoutCancel(ctx), g); err != nil {
-		p.retryGiveUp(g)
+// queueLeaveBudget bounds how long a caller that will not hold a key waits
+// for Redis to take it out of the queue before leaving that to the
+// clean-up goroutine: a Redis that just answered the caller's try answers
+// this in one round trip, so later callers see the queue as it is; a Redis
+// that does not answer costs the caller at most this.
+const queueLeaveBudget = 20 * time.Millisecond
+
+// giveUp runs the give-up script for a caller that will not hold key: it
+// takes token out of the queue (so the waiters behind need not wait for
+// its deadline) and, if unknown is set because the last try was lost, frees
+// a hold that try took or makes it refuse if it has not run yet. A plain
+// leave is tried at once for at most queueLeaveBudget; anything left over,
+// and every unknown outcome's undo, runs in the clean-up goroutine, which
+// retries until Redis answers or the hold would have lapsed anyway.
+func (p *Provider) giveUp(_ context.Context, key, token string, ttl time.Duration, unknown bool) {
+	p.abandon(key, token, ttl, unknown, "")
+}
+
+// abandon is giveUp for the try with nonce ("" for any hold of token).
+func (p *Provider) abandon(key, token string, ttl time.Duration, unknown bool, nonce string) {
+	g := pendingGiveUp{key: key, token: token, ttl: ttl, unknown: unknown, nonce: nonce, until: time.Now().Add(ttl)}
+	if !unknown && p.runGiveUp(g, queueLeaveBudget) == nil {
+		return
 	}
+	p.schedule(g)
 }
 
 // pendingGiveUp is a give-up that Redis has not confirmed.
 type pendingGiveUp struct {
-	key, token string
-	ttl        time.Duration
-	unknown    bool
-	until      time.Time // after this the TTL has done the work
+	key, token, nonce string
+	ttl               time.Duration
+	unknown           bool
+	until             time.Time // after this the TTL has done the work
 }
 
-func (p *Provider) runGiveUp(ctx context.Context, g pendingGiveUp) error {
-	ctx, cancel := context.WithTimeout(ctx, p.subTimeout)
+// runGiveUp runs g's script once, waiting at most timeout.
+func (p *Provider) runGiveUp(g pendingGiveUp, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(p.bg, timeout)
 	defer cancel()
 	lock, _, queue, alive := p.keys(g.key)
 	free := 0
@@ -318,58 +589,72 @@ func (p *Provider) runGiveUp(ctx context.Context, g pendingGiveUp) error {
 	// EVAL, not EVALSHA: this rare path must not depend on a script cache
 	// that a NOSCRIPT round trip could not refill in time.
 	return giveUpScript.Eval(ctx, p.c, []string{lock, queue, alive, tombstone(lock, g.token)},
-		g.token, p.channel, g.key, free, ms(g.ttl)).Err()
+		g.token, p.channel, g.key, free, ms(g.ttl), g.nonce).Err()
 }
 
-// retryGiveUp hands g to the clean-up goroutine, starting it if needed.
-func (p *Provider) retryGiveUp(g pendingGiveUp) {
+// schedule queues g for the clean-up goroutine, starting it if needed.
+func (p *Provider) schedule(g pendingGiveUp) {
 	p.cleanMu.Lock()
 	defer p.cleanMu.Unlock()
 	if p.closed.Load() {
 		return // the TTL and the waiter deadline clean up
 	}
 	p.cleanQ = append(p.cleanQ, g)
-	if p.cleanStop == nil {
-		p.cleanStop, p.cleanDone = make(chan struct{}), make(chan struct{})
-		go p.cleanUp(p.cleanStop, p.cleanDone)
+	notify(p.cleanKick)
+	if !p.cleanRunning {
+		p.cleanRunning, p.cleanDone = true, make(chan struct{})
+		go p.cleanUp(p.cleanDone)
 	}
 }
 
-// cleanUp retries pending give-ups every poll interval (at most a second)
-// until each succeeds or lapses, then exits; Close stops it.
-func (p *Provider) cleanUp(stop, done chan struct{}) {
+// cleanUp runs queued give-ups at once, retries the failed ones every poll
+// interval (at most a second) until each succeeds or lapses, and exits
+// when none is left; Close stops it.
+func (p *Provider) cleanUp(done chan struct{}) {
 	defer close(done)
-	t := time.NewTicker(min(p.poll, time.Second))
+	t := time.NewTimer(0)
+	<-t.C
 	defer t.Stop()
 	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
 		p.cleanMu.Lock()
 		todo := p.cleanQ
 		p.cleanQ = nil
 		p.cleanMu.Unlock()
 		var again []pendingGiveUp
 		for _, g := range todo {
-			if time.Now().Before(g.until) && p.runGiveUp(context.Background(), g) != nil {
+			if p.bg.Err() != nil {
+				return
+			}
+			if time.Now().Before(g.until) && p.runGiveUp(g, p.subTimeout) != nil {
 				again = append(again, g)
 			}
 		}
 		p.cleanMu.Lock()
 		p.cleanQ = append(p.cleanQ, again...)
-		if len(p.cleanQ) == 0 { // nothing left: exit; the next retry restarts it
-			p.cleanStop = nil
+		if len(p.cleanQ) == 0 { // nothing left: exit; the next give-up restarts it
+			p.cleanRunning = false
 			p.cleanMu.Unlock()
 			return
 		}
+		retry := len(again) > 0
 		p.cleanMu.Unlock()
+		if retry {
+			t.Reset(min(p.poll, time.Second))
+			select {
+			case <-p.bg.Done():
+				return
+			case <-t.C:
+			}
+		}
 	}
 }
 
 // tombstone is the key that tells a late acquire of token to refuse.
 func tombstone(lock, token string) string { return lock + ":gone:" + token }
+
+// releaseMarker is the key that tells a re-sent release of token (or a
+// re-sent ForceRelease, token "") that it freed the lock.
+func releaseMarker(lock, token string) string { return lock + ":rel:" + token }
 
 // waitLoop calls try until it grants, fails otherwise than ErrNotAcquired,
 // or ctx ends. Between tries it waits for a wake-up, the holder's expiry or
@@ -383,10 +668,10 @@ func waitLoop(ctx context.Context, wake <-chan struct{}, poll time.Duration, try
 		switch {
 		case err == nil:
 			return g, nil
+		case !errors.Is(err, provider.ErrNotAcquired):
+			return provider.Grant{}, err // a store error says itself whether ctx ended
 		case ctx.Err() != nil:
 			return provider.Grant{}, provider.CtxError(ctx)
-		case !errors.Is(err, provider.ErrNotAcquired):
-			return provider.Grant{}, err
 		}
 		d := time.Duration(float64(poll) * (0.5 + rand.Float64()))
 		if holderTTL >= 0 && holderTTL < d {
@@ -403,6 +688,13 @@ func waitLoop(ctx context.Context, wake <-chan struct{}, poll time.Duration, try
 }
 
 // Release implements provider.Provider.
+//
+// Errors: provider.ErrNotHeld if token does not hold key (free, another
+// holder, or a value lockproof did not write, which is left as it is); a
+// release re-sent by go-redis after it freed the key reports success.
+// provider.ErrUnavailable if nothing was sent; provider.ErrOutcomeUnknown
+// (with ctx.Err() if ctx ended) if the request was lost on its way: the
+// key may have been freed.
 func (p *Provider) Release(ctx context.Context, key, token string) error {
 	if err := usable(&p.closed, provider.CheckKey(key), provider.CheckToken(token)); err != nil {
 		return err
@@ -416,54 +708,85 @@ func (p *Provider) Release(ctx context.Context, key, token string) error {
 
 // release frees key if token holds it, or whoever holds it for token "".
 func (p *Provider) release(ctx context.Context, key, token string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, provider.Unavailable(err)
+	}
 	lock, _, queue, _ := p.keys(key)
-	n, err := releaseScript.Run(ctx, p.c, []string{lock, queue}, token, p.channel, key).Int64()
+	n, err := releaseScript.Run(ctx, p.c, []string{lock, queue, releaseMarker(lock, token)},
+		token, p.channel, key, newNonce(), p.markerTTL(ctx)).Int64()
 	if err != nil {
-		return false, storeError(err)
+		return false, p.StoreError(ctx, err)
 	}
 	return n == 1, nil
 }
 
 // Extend implements provider.Provider.
+//
+// Errors: provider.ErrNotHeld if token does not hold key (a foreign value
+// is left as it is); provider.ErrUnavailable if nothing was sent;
+// provider.ErrOutcomeUnknown (with ctx.Err() if ctx ended) if the request
+// was lost on its way: the TTL may have been set. Running twice sets the
+// same TTL, so a re-sent extend is harmless.
 func (p *Provider) Extend(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
 	if err := usable(&p.closed, provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
 		return provider.Grant{}, err
 	}
+	if err := ctx.Err(); err != nil {
+		return provider.Grant{}, provider.Unavailable(err)
+	}
 	lock, _, _, _ := p.keys(key)
 	start := time.Now()
-	fence, err := extendScript.Run(ctx, p.c, []string{lock}, token, ms(ttl)).Int64()
+	res, err := extendScript.Run(ctx, p.c, []string{lock}, token, ms(ttl)).Result()
 	if err != nil {
-		return provider.Grant{}, storeError(err)
+		return provider.Grant{}, p.StoreError(ctx, err)
 	}
-	if fence == 0 {
+	if n, ok := res.(int64); ok && n == 0 {
 		return provider.Grant{}, provider.ErrNotHeld
 	}
-	return provider.Grant{Fence: uint64(fence), Expires: start.Add(ttl)}, nil
+	fence, ok := parseFence(res)
+	if !ok {
+		return provider.Grant{}, fmt.Errorf("%w: extend script returned %v", provider.ErrUnavailable, res)
+	}
+	return provider.Grant{Fence: fence, Expires: start.Add(ttl)}, nil
 }
 
-// State implements provider.Provider.
+// State implements provider.Provider. A key that holds a value lockproof
+// did not write is reported with an error matching provider.ErrNotHeld (no
+// token holds it; an acquire refuses it). Errors otherwise:
+// provider.ErrUnavailable, or provider.ErrOutcomeUnknown for a lost reply
+// (State changes nothing either way).
 func (p *Provider) State(ctx context.Context, key string) (provider.State, error) {
 	if err := usable(&p.closed, provider.CheckKey(key)); err != nil {
 		return provider.State{}, err
 	}
-	lock, _, _, _ := p.keys(key)
-	res, err := stateScript.Run(ctx, p.c, []string{lock}).Slice()
-	if err != nil {
-		return provider.State{}, storeError(err)
+	if err := ctx.Err(); err != nil {
+		return provider.State{}, provider.Unavailable(err)
 	}
-	if len(res) == 0 {
+	lock, _, _, _ := p.keys(key)
+	res, err := stateScript.Run(ctx, p.c, []string{lock}).Result()
+	if err != nil {
+		return provider.State{}, p.StoreError(ctx, err)
+	}
+	if n, ok := res.(int64); ok && n == 0 {
+		return provider.State{}, fmt.Errorf("redisprovider: %w: %q holds a value lockproof did not write", provider.ErrNotHeld, lock)
+	}
+	arr, _ := res.([]any)
+	if len(arr) == 0 {
 		return provider.State{}, nil
 	}
-	token, _ := res[0].(string)
-	fence, _ := res[1].(int64)
-	pttl, _ := res[2].(int64)
-	if token == "" || fence <= 0 {
-		return provider.State{}, fmt.Errorf("%w: state script returned %v", provider.ErrUnavailable, res)
+	if len(arr) == 3 {
+		token, _ := arr[0].(string)
+		fence, ok := parseFence(arr[1])
+		pttl, _ := arr[2].(int64)
+		if ok && token != "" {
+			return provider.State{Held: true, Token: token, Fence: fence, TTL: time.Duration(max(pttl, 0)) * time.Millisecond}, nil
+		}
 	}
-	return provider.State{Held: true, Token: token, Fence: uint64(fence), TTL: time.Duration(max(pttl, 0)) * time.Millisecond}, nil
+	return provider.State{}, fmt.Errorf("%w: state script returned %v", provider.ErrUnavailable, res)
 }
 
-// ForceRelease implements provider.Provider.
+// ForceRelease implements provider.Provider. A value lockproof did not
+// write is left as it is (false). Errors as for Release.
 func (p *Provider) ForceRelease(ctx context.Context, key string) (bool, error) {
 	if err := usable(&p.closed, provider.CheckKey(key)); err != nil {
 		return false, err
@@ -472,19 +795,20 @@ func (p *Provider) ForceRelease(ctx context.Context, key string) (bool, error) {
 }
 
 // raise lifts the fence counter of key to at least fence and records fence
-// as token's (Redlock).
+// as token's (Redlock). Running it twice changes nothing more.
 func (p *Provider) raise(ctx context.Context, key, token string, fence uint64) error {
 	lock, counter, _, _ := p.keys(key)
-	if err := raiseScript.Run(ctx, p.c, []string{lock, counter}, token, fence).Err(); err != nil {
-		return storeError(err)
+	if err := raiseScript.Run(ctx, p.c, []string{lock, counter}, token, strconv.FormatUint(fence, 10)).Err(); err != nil {
+		return p.StoreError(ctx, err)
 	}
 	return nil
 }
 
-// Close stops the wake-up subscription, ends waiting Acquire calls and
-// fails later calls with provider.ErrClosed. Holds stay
-// in Redis until released by another Provider or until they expire. Close
-// is idempotent and does not close the client.
+// Close stops the wake-up subscription and the clean-up goroutine, ends
+// waiting Acquire calls and fails later calls with provider.ErrClosed.
+// Holds stay in Redis until released by another Provider or until they
+// expire; a request already sent may still apply. Close is idempotent and
+// does not close the client.
 func (p *Provider) Close() error {
 	if p.closed.Swap(true) {
 		return nil
@@ -496,14 +820,12 @@ func (p *Provider) Close() error {
 		}
 	}
 	p.mu.Unlock()
+	p.bgCancel()
 	p.cleanMu.Lock()
-	stop, cleaned := p.cleanStop, p.cleanDone
-	p.cleanStop = nil
+	cleaned := p.cleanDone
+	running := p.cleanRunning
 	p.cleanMu.Unlock()
-	if stop != nil {
-		close(stop)
-	}
-	if cleaned != nil {
+	if running {
 		<-cleaned
 	}
 	p.subMu.Lock()
@@ -560,7 +882,11 @@ func (p *Provider) subscribe(ctx context.Context) {
 	// reconnects), so that one must not end; the timeout bounds it.
 	err := sub.Subscribe(ctx, p.channel)
 	if err == nil {
-		_, err = sub.ReceiveTimeout(context.Background(), p.subTimeout) // the confirmation
+		wait := p.subTimeout // the caller's deadline bounds it too
+		if d, ok := ctx.Deadline(); ok {
+			wait = max(min(wait, time.Until(d)/2), time.Millisecond) // leave time for a try
+		}
+		_, err = sub.ReceiveTimeout(context.Background(), wait) // the confirmation
 	}
 	if err != nil {
 		_ = sub.Close()

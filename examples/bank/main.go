@@ -104,13 +104,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		opts.Namespace = *namespace
-		// The repository's Namespace must be the Service's; container/ wires
-		// this for you.
-		rr, err := redisrepo.New[*Account](client, rp, &redisrepo.Options{Namespace: *namespace})
-		if err != nil {
-			return err
-		}
-		p, repo = rp, rr
+		p = rp
 	}
 	defer p.Close() // after the Service
 	svc, err := locked.New(p, opts)
@@ -118,6 +112,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer svc.Close()
+	if *redisAddr != "" {
+		// The repository takes its client and namespace from the Service.
+		rr, err := redisrepo.New[*Account](svc, nil)
+		if err != nil {
+			return err
+		}
+		repo = rr
+	}
 
 	const opening = 1000
 	for i := range *accounts {

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockproof/lockproof/internal/redistest"
+	"github.com/lockproof/lockproof/locked"
 	"github.com/lockproof/lockproof/redisprovider"
 	"github.com/lockproof/lockproof/repository/redisrepo"
 )
@@ -43,7 +44,12 @@ func TestRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rp.Close()
-	repo, err := redisrepo.New[*Account](client, rp, &redisrepo.Options{Namespace: "bank"})
+	svc, err := locked.New(rp, &locked.Options{Namespace: "bank"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	repo, err := redisrepo.New[*Account](svc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

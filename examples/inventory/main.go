@@ -158,11 +158,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		opts.Namespace = *namespace
-		rr, err := redisrepo.New[*Stock](client, rp, &redisrepo.Options{Namespace: *namespace})
-		if err != nil {
-			return err
-		}
-		p, repo = rp, rr
+		p = rp
 	}
 	defer p.Close()
 	svc, err := locked.New(p, opts)
@@ -170,6 +166,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer svc.Close()
+	if *redisAddr != "" {
+		// The repository takes its client and namespace from the Service.
+		rr, err := redisrepo.New[*Stock](svc, nil)
+		if err != nil {
+			return err
+		}
+		repo = rr
+	}
 
 	if *worker {
 		units, orders, err := sell(ctx, svc, repo, *workers)

@@ -136,11 +136,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		opts.Namespace = *namespace
-		rr, err := redisrepo.New[*User](client, rp, &redisrepo.Options{Namespace: *namespace})
-		if err != nil {
-			return err
-		}
-		p, users = rp, rr
+		p = rp
 	}
 	defer p.Close()
 	svc, err := locked.New(p, opts)
@@ -148,6 +144,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer svc.Close()
+	if *redisAddr != "" {
+		// The repository takes its client and namespace from the Service.
+		rr, err := redisrepo.New[*User](svc, nil)
+		if err != nil {
+			return err
+		}
+		users = rr
+	}
 
 	const name = "ada"
 	if err := users.DeleteByID(ctx, name); err != nil {

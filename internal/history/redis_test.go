@@ -120,7 +120,12 @@ func TestRedisHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
-	repo, err := redisrepo.New[*hcounter](rdb, p, &redisrepo.Options{Namespace: histNamespace})
+	svc, err := locked.New(p, &locked.Options{Namespace: histNamespace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close() })
+	repo, err := redisrepo.New[*hcounter](svc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +257,7 @@ func TestRedisHistoryWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer svc.Close()
-	repo, err := redisrepo.New[*hcounter](rdb, p, &redisrepo.Options{Namespace: histNamespace})
+	repo, err := redisrepo.New[*hcounter](svc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,27 +1,28 @@
 -- A caller gives up on a key after a failed or abandoned acquire: leave the
 -- queue; if ARGV[4] is '1' (its last try's reply was lost), free the lock
--- if that try did take it, or, if that try has not run yet, leave a
--- tombstone so that it will refuse when it does; and if the key is free
--- now, wake the next waiter.
+-- if that try (nonce ARGV[6]) did take it, or, if that try has not run yet,
+-- leave a tombstone so that it will refuse when it does; and if the key is
+-- free now, wake the next waiter. Running it twice changes nothing more.
 -- KEYS[1] lock, KEYS[2] waiter queue, KEYS[3] waiter deadlines,
 -- KEYS[4] the token's tombstone.
 -- ARGV[1] token, ARGV[2] wake-up channel, ARGV[3] key, ARGV[4] '1' or '0',
--- ARGV[5] the tombstone's TTL in ms (the TTL the lost try asked for).
+-- ARGV[5] the tombstone's TTL in ms (the TTL the lost try asked for),
+-- ARGV[6] the lost try's nonce.
 -- Returns 1.
 local wasHead = redis.call('LINDEX', KEYS[2], 0) == ARGV[1]
 redis.call('LREM', KEYS[2], 0, ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
-local v = redis.call('GET', KEYS[1])
 local held = false
 if ARGV[4] == '1' then
-  held = v and string.sub(v, string.find(v, ' ', 1, true) + 1) == ARGV[1]
+  local _, n, t = hold_get(KEYS[1])
+  held = n == ARGV[6] and t == ARGV[1]
   if held then
     redis.call('DEL', KEYS[1])
   else
-    redis.call('SET', KEYS[4], '1', 'PX', ARGV[5])
+    redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[5])
   end
 end
-if held or (wasHead and not v) then
+if held or (wasHead and redis.call('EXISTS', KEYS[1]) == 0) then
   local head = redis.call('LINDEX', KEYS[2], 0)
   if head then
     redis.call('PUBLISH', ARGV[2], #head .. ':' .. head .. ARGV[3])

@@ -1,19 +1,28 @@
 -- Free the lock if ARGV[1] holds it, or whoever holds it if ARGV[1] is '',
--- and wake the waiter at the head of the queue.
--- KEYS[1] lock, KEYS[2] waiter queue.
--- ARGV[1] token or '', ARGV[2] wake-up channel, ARGV[3] key.
+-- and wake the waiter at the head of the queue. A foreign value is left as
+-- it is.
+-- KEYS[1] lock, KEYS[2] waiter queue, KEYS[3] this token's release marker
+-- (for token '', the key's).
+-- ARGV[1] token or '', ARGV[2] wake-up channel, ARGV[3] key,
+-- ARGV[4] this request's nonce, ARGV[5] how long, in ms, the marker says
+-- that this request freed the lock ('0': no marker; the client never
+-- re-sends a request).
 -- The message is "<length of head token>:<head token><key>".
--- Returns 1 if freed, 0 if ARGV[1] did not hold it.
-local v = redis.call('GET', KEYS[1])
-if not v then
-  return 0
+-- Returns 1 if freed, also when an earlier execution of this very request
+-- (re-sent after a lost reply) freed it; 0 if ARGV[1] did not hold it.
+local f, _, t = hold_get(KEYS[1])
+if f and (ARGV[1] == '' or t == ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  if ARGV[5] ~= '0' then
+    redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
+  end
+  local head = redis.call('LINDEX', KEYS[2], 0)
+  if head then
+    redis.call('PUBLISH', ARGV[2], #head .. ':' .. head .. ARGV[3])
+  end
+  return 1
 end
-if ARGV[1] ~= '' and string.sub(v, string.find(v, ' ', 1, true) + 1) ~= ARGV[1] then
-  return 0
+if ARGV[5] ~= '0' and redis.pcall('GET', KEYS[3]) == ARGV[4] then
+  return 1
 end
-redis.call('DEL', KEYS[1])
-local head = redis.call('LINDEX', KEYS[2], 0)
-if head then
-  redis.call('PUBLISH', ARGV[2], #head .. ':' .. head .. ARGV[3])
-end
-return 1
+return 0

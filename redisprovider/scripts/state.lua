@@ -1,8 +1,11 @@
 -- Report the hold. KEYS[1] lock.
--- Returns {token, fence, PTTL in ms}, or {} when free.
-local v = redis.call('GET', KEYS[1])
-if not v then
-  return {}
+-- Returns {token, fence as a decimal string, PTTL in ms}; {} when free;
+-- 0 when the key holds a foreign value.
+local f, _, t = hold_get(KEYS[1])
+if f then
+  return {t, f, redis.call('PTTL', KEYS[1])}
 end
-local sp = string.find(v, ' ', 1, true)
-return {string.sub(v, sp + 1), tonumber(string.sub(v, 1, sp - 1)), redis.call('PTTL', KEYS[1])}
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+return {}

@@ -23,7 +23,7 @@ func (r *Repository[T]) All(ctx context.Context) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		var zero T
 		kind := r.prefix + persistent.KindOf[T]() + ":"
-		keys, err := r.p.KeysWith(ctx, kind, EntitySuffix)
+		keys, err := r.p.KeysWith(ctx, kind, "entity")
 		if err != nil {
 			yield(zero, fmt.Errorf("redisrepo: all: %w", err)) // already ErrUnavailable or ErrClosed
 			return

@@ -85,7 +85,7 @@ func TestCrossProcessWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer svc.Close()
-	repo, err := redisrepo.New[*entity](rdb, p, &redisrepo.Options{Namespace: crossNamespace})
+	repo, err := redisrepo.New[*entity](svc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

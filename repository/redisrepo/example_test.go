@@ -42,8 +42,8 @@ func ExampleNew() {
 	}
 	defer svc.Close()
 
-	// The same Namespace as the Service's.
-	accounts, err := redisrepo.New[*Account](rdb, p, &redisrepo.Options{Namespace: "bank"})
+	// The repository takes the client and the namespace from the Service.
+	accounts, err := redisrepo.New[*Account](svc, nil)
 	if err != nil {
 		log.Fatal(err)
 	}

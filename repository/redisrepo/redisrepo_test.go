@@ -2,6 +2,7 @@ package redisrepo_test
 
 import (
 	"errors"
+	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/lockproof/lockproof/internal/redistest"
 	"github.com/lockproof/lockproof/locked"
+	"github.com/lockproof/lockproof/memprovider"
 	"github.com/lockproof/lockproof/persistent"
+	"github.com/lockproof/lockproof/provider"
 	"github.com/lockproof/lockproof/redisprovider"
 	"github.com/lockproof/lockproof/repository"
 	"github.com/lockproof/lockproof/repository/redisrepo"
@@ -65,9 +68,9 @@ func newService(t *testing.T, p *redisprovider.Provider, namespace string) *lock
 	return svc
 }
 
-func newRepo(t *testing.T, c redis.UniversalClient, p *redisprovider.Provider, namespace string) *redisrepo.Repository[*entity] {
+func newRepo(t *testing.T, svc *locked.Service) *redisrepo.Repository[*entity] {
 	t.Helper()
-	r, err := redisrepo.New[*entity](c, p, &redisrepo.Options{Namespace: namespace})
+	r, err := redisrepo.New[*entity](svc, nil)
 	if err != nil {
 		t.Fatalf("redisrepo.New: %v", err)
 	}
@@ -77,19 +80,20 @@ func newRepo(t *testing.T, c redis.UniversalClient, p *redisprovider.Provider, n
 func newStack(t *testing.T, c redis.UniversalClient, namespace string) stack {
 	t.Helper()
 	p := newProvider(t, c)
-	return stack{c: c, p: p, svc: newService(t, p, namespace), repo: newRepo(t, c, p, namespace)}
+	svc := newService(t, p, namespace)
+	return stack{c: c, p: p, svc: svc, repo: newRepo(t, svc)}
 }
 
 // conformance runs repositorytest on c, with a provider, Service and
 // repository per subtest, all on c and in the namespace.
 func conformance(t *testing.T, c redis.UniversalClient, namespace string) {
-	var p *redisprovider.Provider // the subtest's, set by NewRepo for NewService
+	var svc *locked.Service // the subtest's, set by NewRepo for NewService
 	repositorytest.Harness{
 		NewRepo: func(t *testing.T) repository.Repository[*entity] {
-			p = newProvider(t, c)
-			return newRepo(t, c, p, namespace)
+			svc = newService(t, newProvider(t, c), namespace)
+			return newRepo(t, svc)
 		},
-		NewService: func(t *testing.T) *locked.Service { return newService(t, p, namespace) },
+		NewService: func(t *testing.T) *locked.Service { return svc },
 		Workers:    8,
 		Cycles:     500,
 		Timeout:    30 * time.Second,
@@ -159,7 +163,7 @@ func TestRecordLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	storeKey, _ := persistent.KeyOf(e)
-	if want := s.p.LockKey(storeKey) + ":entity"; key != want {
+	if want := s.p.DataKey(storeKey, "entity"); key != want {
 		t.Fatalf("EntityKey = %q, want %q", key, want)
 	}
 	if f, err := s.c.HGet(ctx, key, "f").Result(); err != nil || f != "0" {
@@ -215,8 +219,9 @@ func TestStoreExpiryRejectedByScript(t *testing.T) {
 
 	a := load(t, s.svc, s.repo, e.Key, locked.WithTTL(time.Minute))
 	a.Entity().N = 100
-	if err := c.PExpire(ctx, s.p.LockKey(a.Lease().StoreKey()), time.Millisecond).Err(); err != nil {
-		t.Fatalf("PEXPIRE: %v", err)
+	// The store's hold lapses in a millisecond; the local lease does not know.
+	if _, err := s.p.Extend(ctx, a.Key(), a.Lease().Token(), time.Millisecond); err != nil {
+		t.Fatalf("Extend to 1ms: %v", err)
 	}
 	b := load(t, svc2, s.repo, e.Key)
 	b.Entity().N = 200
@@ -282,7 +287,7 @@ func TestFenceCheckedInScript(t *testing.T) {
 func TestNamespaceMismatch(t *testing.T) {
 	c := redistest.Server(t).Client(t)
 	s := newStack(t, c, "")
-	other := newRepo(t, c, s.p, "other")
+	other := newRepo(t, newService(t, s.p, "other"))
 	ctx := t.Context()
 	e := insert(t, s, 1)
 	l := load(t, s.svc, s.repo, e.Key)
@@ -293,46 +298,61 @@ func TestNamespaceMismatch(t *testing.T) {
 }
 
 func TestNewInvalid(t *testing.T) {
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
-	defer c.Close()
-	p, err := redisprovider.New(c, nil)
+	mp := memprovider.New()
+	t.Cleanup(func() { _ = mp.Close() })
+	memSvc, err := locked.New(mp, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	t.Cleanup(func() { _ = memSvc.Close() })
 	for _, tc := range []struct {
 		name string
-		c    redis.UniversalClient
-		p    *redisprovider.Provider
-		opts *redisrepo.Options
+		svc  *locked.Service
 	}{
-		{"nil client", nil, p, nil},
-		{"nil provider", c, nil, nil},
-		{"namespace with ':'", c, p, &redisrepo.Options{Namespace: "a:b"}},
+		{"nil service", nil},
+		{"service on memprovider", memSvc},
 	} {
-		_, err := redisrepo.New[*entity](tc.c, tc.p, tc.opts)
+		_, err := redisrepo.New[*entity](tc.svc, nil)
 		wantIs(t, "New with "+tc.name, err, locked.ErrInvalid)
+		var ae *provider.ArgError
+		if !errors.As(err, &ae) || ae.Arg != "service" {
+			t.Fatalf("New with %s = %v, want an ArgError for service", tc.name, err)
+		}
 	}
 }
 
 // TestUnavailable: a Redis that cannot be reached is reported as
-// ErrUnavailable, by every method that gets as far as Redis.
+// ErrUnavailable, not as an unknown outcome (nothing was sent), by every
+// method that gets as far as Redis, with the dial error in the chain.
 func TestUnavailable(t *testing.T) {
 	node := redistest.Server(t)
-	s := newStack(t, node.Client(t), "")
+	// Few dial attempts per call, so that go-redis does not start its
+	// background redialer (which goleak would report).
+	c := redis.NewClient(&redis.Options{Addr: node.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1, DialerRetries: 1})
+	t.Cleanup(func() { _ = c.Close() })
+	s := newStack(t, c, "")
 	e := insert(t, s, 1)
 	l := load(t, s.svc, s.repo, e.Key)
+	node.Kill(t)
 
-	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialerRetries: 1})
-	defer down.Close()
-	repo := newRepo(t, down, s.p, "")
 	ctx := t.Context()
-	_, err := repo.Find(ctx, e.Key)
-	wantIs(t, "Find", err, locked.ErrUnavailable)
-	wantIs(t, "Insert", repo.Insert(ctx, &entity{Key: uuid.NewString()}), locked.ErrUnavailable)
-	wantIs(t, "Save", repo.Save(ctx, l), locked.ErrUnavailable)
-	wantIs(t, "Delete", repo.Delete(ctx, l), locked.ErrUnavailable)
-	wantIs(t, "DeleteByID", repo.DeleteByID(ctx, e.Key), locked.ErrUnavailable)
+	check := func(call string, err error) {
+		t.Helper()
+		wantIs(t, call, err, locked.ErrUnavailable)
+		if errors.Is(err, locked.ErrOutcomeUnknown) {
+			t.Fatalf("%s = %v: nothing could be sent, want ErrUnavailable without ErrOutcomeUnknown", call, err)
+		}
+		var op *net.OpError
+		if !errors.As(err, &op) || op.Op != "dial" {
+			t.Fatalf("%s = %v: want the dial error in the chain", call, err)
+		}
+	}
+	_, err := s.repo.Find(ctx, e.Key)
+	check("Find", err)
+	check("Insert", s.repo.Insert(ctx, &entity{Key: uuid.NewString()}))
+	check("Save", s.repo.Save(ctx, l))
+	check("Delete", s.repo.Delete(ctx, l))
+	check("DeleteByID", s.repo.DeleteByID(ctx, e.Key))
 }
 
 // TestScriptFlushed: after SCRIPT FLUSH (as after a restart), the scripts
