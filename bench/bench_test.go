@@ -68,7 +68,7 @@ func TestCompareQuick(t *testing.T) {
 	cfg := config{workers: 4, turns: 3, hold: time.Millisecond, opTime: 20 * time.Millisecond,
 		rounds: 1, handoffRounds: 1, redisBin: "redis-server",
 		tputClients: []int{1, 4}, tputTime: 20 * time.Millisecond, tputRounds: 1,
-		memKeys: 1000, memHeld: 200, memWaiters: 10, heapHeld: 1000, churnKeys: 10_000, scriptCalls: 100}
+		memKeys: 1000, memHeld: 200, memWaiters: 10, heapHeld: 1000, churnKeys: 10_000, scriptCalls: 100, scriptRounds: 2}
 	var out bytes.Buffer
 	if err := compare(context.Background(), cfg, &out, svg, md); err != nil {
 		t.Fatalf("compare: %v\n%s", err, out.String())

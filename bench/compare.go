@@ -35,16 +35,17 @@ type config struct {
 	redisBin      string
 	progress      io.Writer // progress lines; io.Discard for none
 
-	sections    map[string]bool // the sections to run (see allSections); nil = all
-	tputClients []int           // concurrency levels of the throughput section
-	tputTime    time.Duration   // timed run per contender, level and round
-	tputRounds  int             // throughput rounds (median reported)
-	memKeys     int             // distinct keys locked once, for Redis bytes per key
-	memHeld     int             // locks held at once, for Redis bytes per held lock
-	memWaiters  int             // waiters queued, for Redis bytes per waiter
-	heapHeld    int             // leases held at once, for Go heap per lease
-	churnKeys   int             // distinct keys through memprovider, for its heap afterwards
-	scriptCalls int             // calls per commandstats phase
+	sections     map[string]bool // the sections to run (see allSections); nil = all
+	tputClients  []int           // concurrency levels of the throughput section
+	tputTime     time.Duration   // timed run per contender, level and round
+	tputRounds   int             // throughput rounds (median reported)
+	memKeys      int             // distinct keys locked once, for Redis bytes per key
+	memHeld      int             // locks held at once, for Redis bytes per held lock
+	memWaiters   int             // waiters queued, for Redis bytes per waiter
+	heapHeld     int             // leases held at once, for Go heap per lease
+	churnKeys    int             // distinct keys through memprovider, for its heap afterwards
+	scriptCalls  int             // calls per commandstats phase
+	scriptRounds int             // rounds of every commandstats phase (median reported)
 }
 
 // allSections lists the sections of a run, in order; -sections picks some.
@@ -466,11 +467,11 @@ func runAtScale(ctx context.Context, cfg config, res *results, node *redisServer
 			res.churn = runMemChurn(ctx, cfg.churnKeys)
 			note("memprovider churn", res.churn.err)
 			m := res.churn
-			logf("memprovider churn %d keys: HeapInuse %.1f MB before, %.1f MB after (%.1f B/key), %.1f MB once dropped; plain map: %.1f → %.1f → %.1f MB",
-				m.n, m.before.inuse/1e6, m.after.inuse/1e6, m.retainedPerKey(), m.dropped.inuse/1e6, m.mapBefore.inuse/1e6, m.mapAfter.inuse/1e6, m.mapDrop.inuse/1e6)
+			logf("memprovider churn %d keys: HeapInuse %.2f MB before, %.2f MB empty provider, %.2f MB after (%.2f B/key), %.2f MB once dropped; plain map: %.1f → %.1f → %.1f MB",
+				m.n, m.before.inuse/1e6, m.fresh.inuse/1e6, m.after.inuse/1e6, m.retainedPerKey(), m.dropped.inuse/1e6, m.mapBefore.inuse/1e6, m.mapAfter.inuse/1e6, m.mapDrop.inuse/1e6)
 		}
 		if cfg.on("scripts") {
-			res.scripts = runScripts(ctx, c, cfg.scriptCalls, logf)
+			res.scripts = runScripts(ctx, c, cfg.scriptCalls, cfg.scriptRounds, logf)
 			for _, s := range res.scripts {
 				note("script "+s.id, s.err)
 			}

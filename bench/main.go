@@ -68,14 +68,15 @@ func main() {
 	flag.BoolVar(&quiet, "q", false, "no progress lines on stderr")
 	sections := flag.String("sections", strings.Join(allSections, ","), "comma-separated sections to run: "+strings.Join(allSections, ", "))
 	clients := flag.String("tput-clients", "1,4,16,64", "concurrent clients of the throughput section")
-	flag.DurationVar(&cfg.tputTime, "tput-time", 250*time.Millisecond, "timed run per throughput contender, level and round (default 30ms with -quick)")
-	flag.IntVar(&cfg.tputRounds, "tput-rounds", 3, "throughput rounds; the median is reported (default 1 with -quick)")
+	flag.DurationVar(&cfg.tputTime, "tput-time", 120*time.Millisecond, "timed run per throughput contender, level and round (default 30ms with -quick)")
+	flag.IntVar(&cfg.tputRounds, "tput-rounds", 7, "throughput rounds; the median is reported (default 1 with -quick)")
 	flag.IntVar(&cfg.memKeys, "mem-keys", 100_000, "distinct keys locked once, for Redis bytes per ever-locked key (default 2000 with -quick)")
 	flag.IntVar(&cfg.memHeld, "mem-held", 10_000, "locks held at once, for Redis bytes per held lock (default 500 with -quick)")
 	flag.IntVar(&cfg.memWaiters, "mem-waiters", 500, "waiters queued, for Redis bytes per waiter (default 20 with -quick)")
 	flag.IntVar(&cfg.heapHeld, "heap-held", 10_000, "leases held at once, for Go heap per lease (default 2000 with -quick)")
 	flag.IntVar(&cfg.churnKeys, "churn-keys", 1_000_000, "distinct keys locked and released on memprovider, for its heap afterwards (default 20000 with -quick)")
 	flag.IntVar(&cfg.scriptCalls, "script-calls", 2000, "calls per INFO commandstats phase (default 200 with -quick)")
+	flag.IntVar(&cfg.scriptRounds, "script-rounds", 3, "rounds of every commandstats phase; the median is reported (default 1 with -quick)")
 	flag.Parse()
 	var err error
 	if cfg.sections, err = parseSections(*sections); err == nil {
@@ -126,7 +127,7 @@ func applyQuick(cfg *config, set map[string]bool) {
 		cfg.handoffRounds = 1
 	}
 	for name, v := range map[string]*int{"tput-rounds": &cfg.tputRounds, "mem-keys": &cfg.memKeys, "mem-held": &cfg.memHeld,
-		"mem-waiters": &cfg.memWaiters, "heap-held": &cfg.heapHeld, "churn-keys": &cfg.churnKeys, "script-calls": &cfg.scriptCalls} {
+		"mem-waiters": &cfg.memWaiters, "heap-held": &cfg.heapHeld, "churn-keys": &cfg.churnKeys, "script-calls": &cfg.scriptCalls, "script-rounds": &cfg.scriptRounds} {
 		if !set[name] {
 			*v = quickSizes[name]
 		}
@@ -138,7 +139,7 @@ func applyQuick(cfg *config, set map[string]bool) {
 
 // quickSizes are the -quick defaults of the cost-at-scale flags.
 var quickSizes = map[string]int{"tput-rounds": 1, "mem-keys": 2000, "mem-held": 500, "mem-waiters": 20,
-	"heap-held": 2000, "churn-keys": 20_000, "script-calls": 200}
+	"heap-held": 2000, "churn-keys": 20_000, "script-calls": 200, "script-rounds": 1}
 
 // parseSections parses -sections: a comma-separated subset of allSections.
 func parseSections(s string) (map[string]bool, error) {
@@ -267,8 +268,8 @@ func checkScale(cfg config) error {
 	if cfg.on("memory") && (cfg.memKeys < 1 || cfg.memHeld < 1 || cfg.memWaiters < 1 || cfg.heapHeld < 1 || cfg.churnKeys < 1) {
 		return fmt.Errorf("need -mem-keys, -mem-held, -mem-waiters, -heap-held and -churn-keys ≥ 1")
 	}
-	if cfg.on("scripts") && cfg.scriptCalls < 1 {
-		return fmt.Errorf("need -script-calls ≥ 1")
+	if cfg.on("scripts") && (cfg.scriptCalls < 1 || cfg.scriptRounds < 1) {
+		return fmt.Errorf("need -script-calls ≥ 1 and -script-rounds ≥ 1")
 	}
 	return nil
 }

@@ -39,18 +39,27 @@ var nan = math.NaN()
 type memFigure struct {
 	id, name, unit string
 	n              int
-	bytes          float64 // total delta
+	bytes          float64 // total used_memory delta (NaN if not read)
+	usage          float64 // mean MEMORY USAGE of one unit's keys
 	keysLeft       int64   // Redis keys left afterwards (-1 if not counted)
 	note           string
 	err            error
 }
 
-// perUnit returns bytes per unit.
+// perUnit returns used_memory bytes per unit.
 func (f *memFigure) perUnit() float64 {
 	if f == nil || f.err != nil || f.n == 0 {
 		return nan
 	}
 	return f.bytes / float64(f.n)
+}
+
+// usagePerUnit returns MEMORY USAGE bytes per unit.
+func (f *memFigure) usagePerUnit() float64 {
+	if f == nil || f.err != nil || f.n == 0 {
+		return nan
+	}
+	return f.usage
 }
 
 // memFig returns the figure id, or nil.
@@ -97,25 +106,44 @@ const memWorkers = 16
 // redisDelta returns how much used_memory grew across fill.
 func redisDelta(ctx context.Context, c *redis.Client, fill func() error) (float64, error) {
 	runtime.GC() // nothing to do with Redis, but keeps the client side quiet
-	m0, err := dataMemory(ctx, c)
+	m0, err := settledMemory(ctx, c)
 	if err != nil {
 		return 0, err
 	}
 	if err := fill(); err != nil {
 		return 0, err
 	}
-	m1, err := dataMemory(ctx, c)
+	m1, err := settledMemory(ctx, c)
 	if err != nil {
 		return 0, err
 	}
 	return m1 - m0, nil
 }
 
+// settledMemory returns usedMemory once two readings 50 ms apart agree
+// (background work such as rehashing a dict or trimming buffers has
+// finished), or the last reading after a second.
+func settledMemory(ctx context.Context, c *redis.Client) (float64, error) {
+	last, err := usedMemory(ctx, c)
+	for range 20 {
+		if err != nil {
+			return 0, err
+		}
+		time.Sleep(50 * time.Millisecond)
+		var m float64
+		if m, err = usedMemory(ctx, c); err == nil && m == last {
+			return m, nil
+		}
+		last = m
+	}
+	return last, err
+}
+
 // warmPool dials n connections of c (n concurrent 10 ms BLPOPs on a
 // missing key) so that the pool does not grow while memory is measured.
 func warmPool(ctx context.Context, c *redis.Client, n int) error {
 	return parallel(n, n, func(int) error {
-		err := c.BLPop(ctx, 10*time.Millisecond, "bench:nokey").Err()
+		err := c.Do(ctx, "BLPOP", "bench:nokey", "0.01").Err() // go-redis's BLPop rounds up to 1 s
 		if errors.Is(err, redis.Nil) {
 			err = nil
 		}
@@ -133,7 +161,7 @@ func runRedisMemory(ctx context.Context, cfg config, c *redis.Client, logf func(
 			logf("memory %-28s FAILED: %v", f.id, f.err)
 			return
 		}
-		logf("memory %-28s %10.0f B for %d %s = %7.1f B/%s (keys left %d)", f.id, f.bytes, f.n, f.unit, f.perUnit(), f.unit, f.keysLeft)
+		logf("memory %-16s MEMORY USAGE %6.1f B/%s, used_memory %7.1f B/%s, n %d, keys left %d", f.id, f.usagePerUnit(), f.unit, f.perUnit(), f.unit, f.n, f.keysLeft)
 	}
 	if err := c.FlushAll(ctx).Err(); err != nil {
 		return []*memFigure{{id: "setup", err: err}}
@@ -156,7 +184,7 @@ func runRedisMemory(ctx context.Context, cfg config, c *redis.Client, logf func(
 
 	// Keys ever locked: N distinct keys locked once and released.
 	n := cfg.memKeys
-	ever := func(id, name string, lockOnce func(i int) error) {
+	ever := func(id, name string, keysOf func(i int) []string, lockOnce func(i int) error) {
 		// A short warm-up loads the scripts and the provider's subscription.
 		for i := range 10 {
 			if err := lockOnce(-1 - i); err != nil {
@@ -167,22 +195,25 @@ func runRedisMemory(ctx context.Context, cfg config, c *redis.Client, logf func(
 		_ = c.FlushAll(ctx).Err()
 		before := dbsize()
 		d, err := redisDelta(ctx, c, func() error { return parallel(n, memWorkers, lockOnce) })
-		add(&memFigure{id: id, name: name, unit: "key", n: n, bytes: d, keysLeft: dbsize() - before, err: err})
+		f := &memFigure{id: id, name: name, unit: "key", n: n, bytes: d, keysLeft: dbsize() - before, err: err}
+		if err == nil {
+			f.usage, f.err = meanUsage(ctx, c, n, keysOf)
+		}
+		add(f)
 	}
-	ever("ever_lockproof", "lockproof: key locked once and released (fence counter kept)", func(i int) error {
+	ever("ever_lockproof", "lockproof: key locked once and released (fence counter kept)", func(i int) []string {
+		lock := p.LockKey("e" + strconv.Itoa(i))
+		return []string{lock, lock + ":fence", lock + ":queue", lock + ":alive"}
+	}, func(i int) error {
 		key, tok := "e"+strconv.Itoa(i), "t"+strconv.Itoa(i)
 		if _, err := p.TryAcquire(ctx, key, tok, ttl); err != nil {
 			return err
 		}
 		return p.Release(ctx, key, tok)
 	})
-	if fig := figs[len(figs)-1]; fig.err == nil {
-		key := p.LockKey("e0") + ":fence"
-		if u, err := c.MemoryUsage(ctx, key).Result(); err == nil {
-			fig.note = fmt.Sprintf("MEMORY USAGE of one fence counter (%q): %d B", key, u)
-		}
-	}
-	ever("ever_redislock", "bsm/redislock: key locked once and released", func(i int) error {
+	ever("ever_redislock", "bsm/redislock: key locked once and released", func(i int) []string {
+		return []string{"bench:r:e" + strconv.Itoa(i)}
+	}, func(i int) error {
 		l, err := rl.Obtain(ctx, "bench:r:e"+strconv.Itoa(i), ttl, nil)
 		if err != nil {
 			return err
@@ -193,7 +224,7 @@ func runRedisMemory(ctx context.Context, cfg config, c *redis.Client, logf func(
 
 	// Held locks: N held at once, then released.
 	h := cfg.memHeld
-	held := func(id, name string, sample []string, lock func(i int) (func() error, error)) {
+	held := func(id, name string, keysOf func(i int) []string, lock func(i int) (func() error, error)) {
 		unlocks := make([]func() error, h)
 		if u, err := lock(-1); err == nil { // warm-up: scripts loaded
 			_ = u()
@@ -207,21 +238,21 @@ func runRedisMemory(ctx context.Context, cfg config, c *redis.Client, logf func(
 			})
 		})
 		left := dbsize()
-		var usage []string
-		for _, k := range sample {
-			if u, err := c.MemoryUsage(ctx, k, 0).Result(); err == nil {
-				usage = append(usage, fmt.Sprintf("%s %d B", k, u))
-			}
+		var usage float64
+		if err == nil {
+			usage, err = meanUsage(ctx, c, h, keysOf)
 		}
 		for _, u := range unlocks {
 			if u != nil {
 				_ = u()
 			}
 		}
-		add(&memFigure{id: id, name: name, unit: "lock", n: h, bytes: d, keysLeft: left, err: err,
-			note: "MEMORY USAGE " + strings.Join(usage, ", ")})
+		add(&memFigure{id: id, name: name, unit: "lock", n: h, bytes: d, usage: usage, keysLeft: left, err: err})
 	}
-	held("held_lockproof", "lockproof redisprovider, token \"t<n>\" (short)", []string{p.LockKey("h0"), p.LockKey("h0") + ":fence"}, func(i int) (func() error, error) {
+	held("held_lockproof", "lockproof redisprovider, token \"t<n>\" (short)", func(i int) []string {
+		lock := p.LockKey("h" + strconv.Itoa(i))
+		return []string{lock, lock + ":fence"}
+	}, func(i int) (func() error, error) {
 		key, tok := "h"+strconv.Itoa(i), "t"+strconv.Itoa(i)
 		if _, err := p.TryAcquire(ctx, key, tok, ttl); err != nil {
 			return nil, err
@@ -229,7 +260,10 @@ func runRedisMemory(ctx context.Context, cfg config, c *redis.Client, logf func(
 		return func() error { return p.Release(ctx, key, tok) }, nil
 	})
 	var tokLen int
-	held("held_service", "lockproof locked.Service (its own tokens)", []string{p.LockKey("s0"), p.LockKey("s0") + ":fence"}, func(i int) (func() error, error) {
+	held("held_service", "lockproof locked.Service (its own tokens)", func(i int) []string {
+		lock := p.LockKey("s" + strconv.Itoa(i))
+		return []string{lock, lock + ":fence"}
+	}, func(i int) (func() error, error) {
 		l, err := svc.TryAcquire(ctx, "s"+strconv.Itoa(i))
 		if err != nil {
 			return nil, err
@@ -238,9 +272,9 @@ func runRedisMemory(ctx context.Context, cfg config, c *redis.Client, logf func(
 		return func() error { return l.Release(ctx) }, nil
 	})
 	if f := figs[len(figs)-1]; f.err == nil {
-		f.note = fmt.Sprintf("Service tokens are %d characters; %s", tokLen, f.note)
+		f.note = fmt.Sprintf("Service tokens are %d characters", tokLen)
 	}
-	held("held_redislock", "bsm/redislock (22-character token)", []string{"bench:r:h0"}, func(i int) (func() error, error) {
+	held("held_redislock", "bsm/redislock (22-character token)", func(i int) []string { return []string{"bench:r:h" + strconv.Itoa(i)} }, func(i int) (func() error, error) {
 		l, err := rl.Obtain(ctx, "bench:r:h"+strconv.Itoa(i), ttl, nil)
 		if err != nil {
 			return nil, err
@@ -335,11 +369,37 @@ func waiters(ctx context.Context, c *redis.Client, p *redisprovider.Provider, id
 				fig.err = fmt.Errorf("MEMORY USAGE %s: %w", p.LockKey(k)+suffix, err)
 				return fig
 			}
-			fig.bytes += float64(u)
+			fig.usage += float64(u)
 		}
 	}
-	fig.keysLeft = -1
+	fig.usage /= float64(w)
+	fig.keysLeft, fig.bytes = -1, nan
 	return fig
+}
+
+// usageSample is how many units meanUsage asks MEMORY USAGE about.
+const usageSample = 200
+
+// meanUsage returns the mean over units 0.. of Σ MEMORY USAGE (all
+// samples) of keysOf(unit), a missing key counting 0: the bytes Redis
+// itself accounts to a unit's keys, without the main dict's bucket array
+// (used_memory has that, and the noise of connection buffers).
+func meanUsage(ctx context.Context, c *redis.Client, n int, keysOf func(i int) []string) (float64, error) {
+	m := min(n, usageSample)
+	total := 0.0
+	for i := range m {
+		for _, k := range keysOf(i) {
+			u, err := c.MemoryUsage(ctx, k, 0).Result()
+			if errors.Is(err, redis.Nil) {
+				continue
+			}
+			if err != nil {
+				return 0, fmt.Errorf("MEMORY USAGE %s: %w", k, err)
+			}
+			total += float64(u)
+		}
+	}
+	return total / float64(m), nil
 }
 
 // heapFigure is one Go heap measurement (runtime.MemStats after GC).
@@ -468,7 +528,8 @@ func runHeapHeld(ctx context.Context, n int) ([]*heapFigure, error) {
 // releasing n distinct keys, and after dropping the provider.
 type memChurn struct {
 	n                            int
-	before, after, dropped       heapPoint
+	before, fresh, after         heapPoint // before New, after New, after the keys
+	dropped                      heapPoint // once the provider is unreachable
 	mapBefore, mapAfter, mapDrop heapPoint // the same on a plain map with delete
 	held                         int       // memprovider.Len() after (keys held)
 	err                          error
@@ -489,6 +550,15 @@ func (m *memChurn) retainedPerKey() float64 {
 	return (m.after.inuse - m.before.inuse) / float64(m.n)
 }
 
+// retainedOverEmpty returns (after − empty provider) HeapInuse, bytes:
+// what the keys left behind, beyond the provider's own shards.
+func (m *memChurn) retainedOverEmpty() float64 {
+	if m == nil || m.err != nil {
+		return nan
+	}
+	return m.after.inuse - m.fresh.inuse
+}
+
 // runMemChurn locks and releases n distinct keys on a fresh memprovider
 // and reads the heap before, after and once the provider is dropped; then
 // the same with a plain map[string]*T that inserts and deletes every key,
@@ -497,6 +567,7 @@ func runMemChurn(ctx context.Context, n int) *memChurn {
 	m := &memChurn{n: n}
 	m.before = heapPointNow()
 	p := memprovider.New()
+	m.fresh = heapPointNow()
 	for i := range n {
 		key := "churn:" + strconv.Itoa(i)
 		if _, err := p.TryAcquire(ctx, key, "t", ttl); err != nil {
@@ -540,9 +611,9 @@ func runMemChurn(ctx context.Context, n int) *memChurn {
 // memMarkdown renders the memory tables.
 func (r *results) memMarkdown(b *strings.Builder) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
-	p("Redis: INFO memory `used_memory − mem_clients_normal` (what the data set adds, without connection buffers) before and after, on a redis-server of its own.")
+	p("Redis, on a redis-server of its own: MEMORY USAGE (all samples) of a unit's keys, averaged over %d units, and INFO memory `used_memory` after − before ÷ n (settled readings; it adds the main dict's buckets and moves with connection buffers, so trust it at large n only).", usageSample)
 	p("")
-	p("| figure | n | bytes | bytes per unit | Redis keys left | note |")
+	p("| figure | n | MEMORY USAGE per unit | used_memory delta per unit | Redis keys left | note |")
 	p("|---|--:|--:|--:|--:|---|")
 	for _, f := range r.memory {
 		if f.err != nil {
@@ -553,7 +624,11 @@ func (r *results) memMarkdown(b *strings.Builder) {
 		if f.keysLeft >= 0 {
 			left = strconv.FormatInt(f.keysLeft, 10)
 		}
-		p("| %s | %d | %.0f | **%.1f B/%s** | %s | %s |", f.name, f.n, f.bytes, f.perUnit(), f.unit, left, mdEscape(f.note))
+		delta := "–"
+		if !math.IsNaN(f.bytes) {
+			delta = fmt.Sprintf("%.1f B", f.perUnit())
+		}
+		p("| %s | %d | **%.1f B/%s** | %s | %s | %s |", f.name, f.n, f.usagePerUnit(), f.unit, delta, left, mdEscape(f.note))
 	}
 	p("")
 	p("Go heap: runtime.MemStats after two GCs, before and while n leases are held (key strings allocated before the first reading).")
@@ -567,17 +642,17 @@ func (r *results) memMarkdown(b *strings.Builder) {
 	if m := r.churn; m != nil {
 		p("memprovider after %d distinct keys locked once and released (TryAcquire + Release), HeapInuse / HeapAlloc after GC:", m.n)
 		p("")
-		p("| heap | before | after | after ÷ keys | provider dropped |")
-		p("|---|--:|--:|--:|--:|")
+		p("| heap | before | empty provider | after | (after − before) ÷ keys | provider dropped |")
+		p("|---|--:|--:|--:|--:|--:|")
 		if m.err != nil {
-			p("| memprovider | failed: %s | | | |", mdEscape(m.err.Error()))
+			p("| memprovider | failed: %s | | | | |", mdEscape(m.err.Error()))
 		} else {
-			row := func(name string, b, a, d heapPoint) {
-				p("| %s HeapInuse | %s | **%s** | %.1f B | %s |", name, fmtBytes(b.inuse), fmtBytes(a.inuse), (a.inuse-b.inuse)/float64(m.n), fmtBytes(d.inuse))
-				p("| %s HeapAlloc | %s | %s | %.1f B | %s |", name, fmtBytes(b.alloc), fmtBytes(a.alloc), (a.alloc-b.alloc)/float64(m.n), fmtBytes(d.alloc))
+			row := func(name string, b, f, a, d heapPoint) {
+				p("| %s HeapInuse | %s | %s | **%s** | %.2f B | %s |", name, fmtBytes(b.inuse), fmtBytes(f.inuse), fmtBytes(a.inuse), (a.inuse-b.inuse)/float64(m.n), fmtBytes(d.inuse))
+				p("| %s HeapAlloc | %s | %s | %s | %.2f B | %s |", name, fmtBytes(b.alloc), fmtBytes(f.alloc), fmtBytes(a.alloc), (a.alloc-b.alloc)/float64(m.n), fmtBytes(d.alloc))
 			}
-			row("memprovider", m.before, m.after, m.dropped)
-			row("plain map[string]*entry: insert every key, then delete every key", m.mapBefore, m.mapAfter, m.mapDrop)
+			row("memprovider", m.before, m.fresh, m.after, m.dropped)
+			row("plain map[string]*entry: insert every key, then delete every key", m.mapBefore, m.mapBefore, m.mapAfter, m.mapDrop)
 		}
 		p("")
 		p("Keys held afterwards (memprovider.Len): %d.", m.held)

@@ -281,22 +281,6 @@ func usedMemory(ctx context.Context, c *redis.Client) (float64, error) {
 	return infoField(info, "used_memory")
 }
 
-// dataMemory returns INFO memory used_memory − mem_clients_normal of the
-// server behind c, bytes: what the data set holds, without the buffers of
-// client connections (which come and go with the pool).
-func dataMemory(ctx context.Context, c *redis.Client) (float64, error) {
-	info, err := c.Info(ctx, "memory").Result()
-	if err != nil {
-		return 0, err
-	}
-	used, err := infoField(info, "used_memory")
-	if err != nil {
-		return 0, err
-	}
-	clients, err := infoField(info, "mem_clients_normal")
-	return used - clients, err
-}
-
 // cpuTime returns the CPU time (user + system) the servers behind clients
 // have used so far, INFO cpu.
 func cpuTime(ctx context.Context, clients []*redis.Client) (time.Duration, error) {

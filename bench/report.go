@@ -132,8 +132,9 @@ func (r *results) scaleRatios() []ratio {
 		}
 	}
 	if len(r.memory) > 0 {
-		per := func(id string) float64 { return r.memFig(id).perUnit() }
-		add("redis_bytes_per_ever_locked_key", per("ever_lockproof"), "lockproof, after N keys locked once and released")
+		per := func(id string) float64 { return r.memFig(id).usagePerUnit() }
+		add("redis_used_memory_per_ever_locked_key", r.memFig("ever_lockproof").perUnit(), "lockproof, INFO used_memory delta ÷ N keys locked once and released")
+		add("redis_bytes_per_ever_locked_key", per("ever_lockproof"), "lockproof, MEMORY USAGE per key locked once and released")
 		add("redis_bytes_per_ever_locked_key_redislock", per("ever_redislock"), "bsm/redislock, the same")
 		add("redis_bytes_per_waiter_one_key", per("waiter_one_key"), "lockproof, waiters on one key")
 		add("redis_bytes_per_waiter_per_key", per("waiter_per_key"), "lockproof, one waiter per key")
@@ -142,6 +143,10 @@ func (r *results) scaleRatios() []ratio {
 		add("redis_bytes_per_held_redislock", per("held_redislock"), "bsm/redislock")
 		add("redis_held_lock_vs_redislock", per("held_lockproof")/per("held_redislock"), "bytes per held lock")
 		add("redis_held_service_vs_redislock", per("held_service")/per("held_redislock"), "bytes per held lock")
+		used := func(id string) float64 { return r.memFig(id).perUnit() }
+		add("redis_used_memory_per_held_lock", used("held_lockproof"), "lockproof provider, used_memory delta ÷ locks held (incl. dict buckets, expires)")
+		add("redis_used_memory_per_held_service_lock", used("held_service"), "locked.Service, the same")
+		add("redis_used_memory_per_held_redislock", used("held_redislock"), "bsm/redislock, the same")
 	}
 	if len(r.heap) > 0 {
 		per := func(id string) float64 { return r.heapFig(id).perUnit() }
@@ -152,6 +157,7 @@ func (r *results) scaleRatios() []ratio {
 	}
 	if m := r.churn; m != nil && m.err == nil {
 		add("memprovider_churn_retained_bytes_per_key", m.retainedPerKey(), fmt.Sprintf("HeapInuse after − before, ÷ %d keys locked once and released", m.n))
+		add("memprovider_churn_retained_over_empty_kb", m.retainedOverEmpty()/1e3, "HeapInuse after − an empty provider's, kB (bounded: sweeps keep ≤ 64 free entries per shard)")
 		add("memprovider_churn_plain_map_retained_bytes_per_key", (m.mapAfter.inuse-m.mapBefore.inuse)/float64(m.n), "a plain map after inserting and then deleting every key (Go maps do not shrink)")
 	}
 	if len(r.scripts) > 0 {

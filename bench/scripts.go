@@ -33,7 +33,8 @@ type scriptRow struct {
 	group, id, name string
 	command         string // the commandstats name read
 	calls           int64
-	usec            float64 // usec_per_call
+	usec            float64 // usec_per_call; with rounds, their median
+	rounds          []float64
 	err             error
 }
 
@@ -83,17 +84,50 @@ func statPhase(ctx context.Context, c *redis.Client, command string, phase func(
 }
 
 // runScripts measures on the server behind c (its own node, flushed), n
-// calls per phase.
-func runScripts(ctx context.Context, c *redis.Client, n int, logf func(string, ...any)) []*scriptRow {
+// calls per phase, every phase once a round; each row has the median of
+// its rounds (a shared machine drifts between phases).
+func runScripts(ctx context.Context, c *redis.Client, n, rounds int, logf func(string, ...any)) []*scriptRow {
+	var out []*scriptRow
+	for r := range rounds {
+		rows := scriptRound(ctx, c, n)
+		var line []string
+		for i, row := range rows {
+			if r == 0 {
+				out = append(out, row)
+				row.rounds = []float64{row.usec}
+				continue
+			}
+			if i >= len(out) || out[i].id != row.id {
+				continue // a failed set-up: the rows do not line up
+			}
+			o := out[i]
+			o.err = cmpErr(o.err, row.err)
+			o.calls += row.calls
+			o.rounds = append(o.rounds, row.usec)
+		}
+		for _, row := range rows {
+			if row.err != nil {
+				logf("script %d/%d %-22s FAILED: %v", r+1, rounds, row.id, row.err)
+			} else {
+				line = append(line, fmt.Sprintf("%s %.2f", row.id, row.usec))
+			}
+		}
+		logf("script %d/%d µs/call: %s", r+1, rounds, strings.Join(line, ", "))
+	}
+	for _, o := range out {
+		if o.err == nil {
+			o.usec = median(o.rounds)
+		}
+	}
+	return out
+}
+
+// scriptRound measures every phase once.
+func scriptRound(ctx context.Context, c *redis.Client, n int) []*scriptRow {
 	var rows []*scriptRow
 	add := func(group, id, name, command string, phase func() error) {
 		row := &scriptRow{group: group, id: id, name: name, command: command}
 		row.calls, row.usec, row.err = statPhase(ctx, c, command, phase)
-		if row.err != nil {
-			logf("script %-24s FAILED: %v", id, row.err)
-		} else {
-			logf("script %-24s %6.2f µs/call (%s, %d calls)", id, row.usec, command, row.calls)
-		}
 		rows = append(rows, row)
 	}
 	if err := c.FlushAll(ctx).Err(); err != nil {
@@ -279,18 +313,22 @@ func runScripts(ctx context.Context, c *redis.Client, n int, logf func(string, .
 func (r *results) scriptMarkdown(b *strings.Builder) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
 	floor := r.scriptUsec("acquire_empty")
-	p("| group | script / command | calls | µs per call (commandstats) | − empty script |")
-	p("|---|---|--:|--:|--:|")
+	p("| group | script / command | calls | µs per call (commandstats) | − empty script | rounds |")
+	p("|---|---|--:|--:|--:|---|")
 	for _, s := range r.scripts {
 		if s.err != nil {
-			p("| %s | %s | failed: %s | | |", s.group, s.name, mdEscape(s.err.Error()))
+			p("| %s | %s | failed: %s | | | |", s.group, s.name, mdEscape(s.err.Error()))
 			continue
 		}
 		over := "–"
 		if strings.HasPrefix(s.command, "eval") && !math.IsNaN(floor) {
 			over = fmt.Sprintf("%+.2f", s.usec-floor)
 		}
-		p("| %s | %s | %d | **%.2f** | %s |", s.group, s.name, s.calls, s.usec, over)
+		var rounds []string
+		for _, u := range s.rounds {
+			rounds = append(rounds, fmt.Sprintf("%.2f", u))
+		}
+		p("| %s | %s | %d | **%.2f** | %s | %s |", s.group, s.name, s.calls, s.usec, over, strings.Join(rounds, " / "))
 	}
 	p("")
 }
