@@ -532,6 +532,9 @@ type memChurn struct {
 	dropped                      heapPoint // once the provider is unreachable
 	mapBefore, mapAfter, mapDrop heapPoint // the same on a plain map with delete
 	held                         int       // memprovider.Len() after (keys held)
+	burst                        int       // keys held at once, then released
+	burstBefore, burstHeld       heapPoint
+	burstAfter                   heapPoint
 	err                          error
 }
 
@@ -548,6 +551,15 @@ func (m *memChurn) retainedPerKey() float64 {
 		return nan
 	}
 	return (m.after.inuse - m.before.inuse) / float64(m.n)
+}
+
+// burstRetainedPerKey returns HeapInuse after the burst was released,
+// over before it, per key of the burst.
+func (m *memChurn) burstRetainedPerKey() float64 {
+	if m == nil || m.err != nil || m.burst == 0 {
+		return nan
+	}
+	return (m.burstAfter.inuse - m.burstBefore.inuse) / float64(m.burst)
 }
 
 // retainedOverEmpty returns (after − empty provider) HeapInuse, bytes:
@@ -605,8 +617,33 @@ func runMemChurn(ctx context.Context, n int) *memChurn {
 	runtime.KeepAlive(mm)
 	mm = nil
 	m.mapDrop = heapPointNow()
+
+	// A burst: every key held at once, then all released, and no new key
+	// locked afterwards (the sweep runs only when a new key is inserted).
+	m.burst = min(n, maxBurst)
+	m.burstBefore = heapPointNow()
+	bp := memprovider.New()
+	for i := range m.burst {
+		if _, err := bp.TryAcquire(ctx, "burst:"+strconv.Itoa(i), "t", ttl); err != nil {
+			m.err = cmpErr(m.err, err)
+			break
+		}
+	}
+	m.burstHeld = heapPointNow()
+	for i := range m.burst {
+		if err := bp.Release(ctx, "burst:"+strconv.Itoa(i), "t"); err != nil {
+			m.err = cmpErr(m.err, err)
+			break
+		}
+	}
+	m.burstAfter = heapPointNow()
+	bp.Close()
+	runtime.KeepAlive(bp)
 	return m
 }
+
+// maxBurst bounds the keys held at once in the burst measurement.
+const maxBurst = 200_000
 
 // memMarkdown renders the memory tables.
 func (r *results) memMarkdown(b *strings.Builder) {
@@ -657,6 +694,12 @@ func (r *results) memMarkdown(b *strings.Builder) {
 		p("")
 		p("Keys held afterwards (memprovider.Len): %d.", m.held)
 		p("")
+		if m.err == nil && m.burst > 0 {
+			p("Burst: %d keys held at once, then all released, no new key locked afterwards: HeapInuse %s before, %s held (%.0f B/key), **%s after release** (%.0f B/key still retained).",
+				m.burst, fmtBytes(m.burstBefore.inuse), fmtBytes(m.burstHeld.inuse), (m.burstHeld.inuse-m.burstBefore.inuse)/float64(m.burst),
+				fmtBytes(m.burstAfter.inuse), m.burstRetainedPerKey())
+			p("")
+		}
 	}
 }
 

@@ -158,6 +158,7 @@ func (r *results) scaleRatios() []ratio {
 	if m := r.churn; m != nil && m.err == nil {
 		add("memprovider_churn_retained_bytes_per_key", m.retainedPerKey(), fmt.Sprintf("HeapInuse after − before, ÷ %d keys locked once and released", m.n))
 		add("memprovider_churn_retained_over_empty_kb", m.retainedOverEmpty()/1e3, "HeapInuse after − an empty provider's, kB (bounded: sweeps keep ≤ 64 free entries per shard)")
+		add("memprovider_burst_retained_bytes_per_key", m.burstRetainedPerKey(), fmt.Sprintf("HeapInuse after %d keys held at once were all released, ÷ keys", m.burst))
 		add("memprovider_churn_plain_map_retained_bytes_per_key", (m.mapAfter.inuse-m.mapBefore.inuse)/float64(m.n), "a plain map after inserting and then deleting every key (Go maps do not shrink)")
 	}
 	if len(r.scripts) > 0 {

@@ -149,8 +149,11 @@ func TestHeapHeldAndChurn(t *testing.T) {
 	if m.n != 5000 || m.before.inuse <= 0 || m.after.inuse <= 0 || m.dropped.inuse <= 0 {
 		t.Errorf("churn readings missing: %+v", m)
 	}
-	if math.IsNaN(m.retainedPerKey()) {
-		t.Error("retainedPerKey is NaN")
+	if math.IsNaN(m.retainedPerKey()) || math.IsNaN(m.burstRetainedPerKey()) {
+		t.Error("retainedPerKey or burstRetainedPerKey is NaN")
+	}
+	if m.burst != 5000 || !(m.burstHeld.inuse > m.burstBefore.inuse) {
+		t.Errorf("burst of %d keys: held %v, before %v: holding keys took no heap", m.burst, m.burstHeld.inuse, m.burstBefore.inuse)
 	}
 }
 
@@ -170,6 +173,9 @@ func TestPerUnitWithoutData(t *testing.T) {
 	var m *memChurn
 	if v := m.retainedPerKey(); !math.IsNaN(v) {
 		t.Errorf("nil memChurn retainedPerKey = %v", v)
+	}
+	if v := m.burstRetainedPerKey(); !math.IsNaN(v) {
+		t.Errorf("nil memChurn burstRetainedPerKey = %v", v)
 	}
 }
 
@@ -197,7 +203,8 @@ func TestScaleRatios(t *testing.T) {
 		{id: "held_redislock", n: 10, bytes: 1000, usage: 160},
 	}
 	r.heap = []*heapFigure{{id: "heap_service", n: 10, alloc: 6000}, {id: "heap_syncmutex_map", n: 10, alloc: 600}}
-	r.churn = &memChurn{n: 1000, before: heapPoint{inuse: 1000}, after: heapPoint{inuse: 31000}, mapBefore: heapPoint{inuse: 0}, mapAfter: heapPoint{inuse: 45000}}
+	r.churn = &memChurn{n: 1000, before: heapPoint{inuse: 1000}, after: heapPoint{inuse: 31000}, mapBefore: heapPoint{inuse: 0}, mapAfter: heapPoint{inuse: 45000},
+		burst: 100, burstBefore: heapPoint{inuse: 1000}, burstAfter: heapPoint{inuse: 13000}}
 	r.scripts = []*scriptRow{
 		{id: "lockproof_acquire", calls: 1, usec: 10}, {id: "lockproof_release", calls: 1, usec: 6},
 		{id: "redislock_obtain", calls: 1, usec: 5}, {id: "redislock_release", calls: 1, usec: 3},
@@ -225,6 +232,7 @@ func TestScaleRatios(t *testing.T) {
 		"heap_service_vs_syncmutex_map":                      10,
 		"memprovider_churn_retained_bytes_per_key":           30,
 		"memprovider_churn_plain_map_retained_bytes_per_key": 45,
+		"memprovider_burst_retained_bytes_per_key":           120,
 		"script_acquire_usec":                                10,
 		"script_pair_vs_redislock":                           2,
 		"script_pair_vs_floor":                               8,
