@@ -112,8 +112,8 @@ func TestCompareQuick(t *testing.T) {
 		}
 	}
 	// uncontended + handoff contenders, throughput (4 per topology), memory
-	// (7 Redis, 3 heap, 1 churn), scripts (6 + 12 variants)
-	if want := 12 + 8 + 8 + 11 + 18; tableRows < want {
+	// (7 Redis, 3 heap, 1 churn), scripts (6 + 13 variants)
+	if want := 12 + 8 + 8 + 11 + 19; tableRows < want {
 		t.Errorf("%d table rows with results, want at least %d:\n%s", tableRows, want, out.String())
 	}
 

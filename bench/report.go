@@ -171,6 +171,7 @@ func (r *results) scaleRatios() []ratio {
 		add("script_empty_usec", u("acquire_empty"), "EVALSHA of return 1, pipelined")
 		add("script_empty_rtt_usec", u("acquire_empty_rtt"), "EVALSHA of return 1, one per round trip")
 		add("script_acquire_fast_copy_rtt_vs_lib", u("acquire_fast_rtt")/u("lockproof_acquire"), "the copied fast path, one per round trip ÷ the library's script")
+		add("script_acquire_fast_copy_libargs_vs_lib", u("acquire_fast_rtt_libargs")/u("lockproof_acquire"), "the same with the library's 5 keys and 5 arguments ÷ the library's script")
 	}
 	return rs
 }

@@ -243,20 +243,25 @@ func scriptRound(ctx context.Context, c *redis.Client, n int) []*scriptRow {
 	for _, v := range []struct {
 		file, name string
 		oneByOne   bool // one EVALSHA per round trip, as the library sends it
+		libArgs    bool // the library's 5 keys and 5 arguments (the script reads 4 and 2)
 	}{
-		{"acquire_empty", "EVALSHA of `return 1` (the floor of any script)", false},
-		{"acquire_empty", "EVALSHA of `return 1`, one per round trip", true},
-		{"acquire_setnx", "SET NX PX in a script (redislock's fast path)", false},
-		{"acquire_fast", "copy of acquire.lua's fast path: EXISTS ×3, INCR, SET", false},
-		{"acquire_fast", "copy of acquire.lua's fast path, one per round trip", true},
-		{"acquire_fast_2exists", "fast path, EXISTS on 2 keys (no tombstone)", false},
-		{"acquire_fast_setnx", "SET NX PX, then INCR + SET KEEPTTL (one existence check)", false},
-		{"acquire_fast_noincr", "fast path without the fence (no INCR)", false},
-		{"acquire_fast_time", "fast path plus TIME", false},
+		{"acquire_empty", "EVALSHA of `return 1` (the floor of any script)", false, false},
+		{"acquire_empty", "EVALSHA of `return 1`, one per round trip", true, false},
+		{"acquire_setnx", "SET NX PX in a script (redislock's fast path)", false, false},
+		{"acquire_fast", "copy of acquire.lua's fast path: EXISTS ×3, INCR, SET", false, false},
+		{"acquire_fast", "copy of acquire.lua's fast path, one per round trip", true, false},
+		{"acquire_fast", "the same, with the library's 5 keys and 5 arguments", true, true},
+		{"acquire_fast_2exists", "fast path, EXISTS on 2 keys (no tombstone)", false, false},
+		{"acquire_fast_setnx", "SET NX PX, then INCR + SET KEEPTTL (one existence check)", false, false},
+		{"acquire_fast_noincr", "fast path without the fence (no INCR)", false, false},
+		{"acquire_fast_time", "fast path plus TIME", false, false},
 	} {
 		id := v.file
 		if v.oneByOne {
 			id += "_rtt"
+		}
+		if v.libArgs {
+			id += "_libargs"
 		}
 		src, err := variantFS.ReadFile("scripts/" + v.file + ".lua")
 		if err != nil {
@@ -278,7 +283,11 @@ func scriptRound(ctx context.Context, c *redis.Client, n int) []*scriptRow {
 		add(variants, id, v.name, "evalsha", func() error {
 			return send(func(pipe redis.Pipeliner, i int) {
 				k := vkeys(i)
-				s.EvalSha(ctx, pipe, k, tok(i), ttl.Milliseconds())
+				if v.libArgs {
+					s.EvalSha(ctx, pipe, []string{k[0], k[1], k[2], k[0] + ":alive", k[3]}, tok(i), ttl.Milliseconds(), 0, 300, 1)
+				} else {
+					s.EvalSha(ctx, pipe, k, tok(i), ttl.Milliseconds())
+				}
 				pipe.Del(ctx, k[0])
 			})
 		})
