@@ -63,7 +63,7 @@ func main() {
 	flag.IntVar(&cfg.handoffRounds, "handoff-rounds", 3, "contended rounds; the median-utilisation round is reported (default 1 with -quick)")
 	flag.StringVar(&cfg.redisBin, "redis-server", "redis-server", "redis-server binary")
 	flag.BoolVar(&quick, "quick", false, "a short run, for CI smoke tests")
-	flag.StringVar(&svgPath, "svg", "auto", `write the chart here; "auto" = bench/benchmarks.svg (none with -quick), "" = none`)
+	flag.StringVar(&svgPath, "svg", "auto", `write the chart here; "auto" = bench/benchmarks.svg (none with -quick or -sections), "" = none`)
 	flag.StringVar(&mdPath, "md", "", "also write the results between markers in this Markdown file (e.g. ../docs/benchmarks.md)")
 	flag.BoolVar(&quiet, "q", false, "no progress lines on stderr")
 	sections := flag.String("sections", strings.Join(allSections, ","), "comma-separated sections to run: "+strings.Join(allSections, ", "))
@@ -82,6 +82,9 @@ func main() {
 	if cfg.sections, err = parseSections(*sections); err == nil {
 		cfg.tputClients, err = parseInts(*clients)
 	}
+	if err == nil && mdPath != "" && len(cfg.sections) != len(allSections) {
+		err = fmt.Errorf("-md replaces every section of %s: it needs a full run, without -sections", mdPath)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
@@ -94,8 +97,8 @@ func main() {
 	}
 	if svgPath == "auto" {
 		svgPath = ""
-		if !quick {
-			svgPath = defaultSVGPath()
+		if !quick && len(cfg.sections) == len(allSections) {
+			svgPath = defaultSVGPath() // only a full run replaces the chart
 		}
 	}
 	cfg.progress = os.Stderr
