@@ -82,8 +82,8 @@ func main() {
 	if cfg.sections, err = parseSections(*sections); err == nil {
 		cfg.tputClients, err = parseInts(*clients)
 	}
-	if err == nil && mdPath != "" && len(cfg.sections) != len(allSections) {
-		err = fmt.Errorf("-md replaces every section of %s: it needs a full run, without -sections", mdPath)
+	if err == nil {
+		err = checkMarkdown(cfg, mdPath)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -273,6 +273,15 @@ func checkScale(cfg config) error {
 	}
 	if cfg.on("scripts") && (cfg.scriptCalls < 1 || cfg.scriptRounds < 1) {
 		return fmt.Errorf("need -script-calls ≥ 1 and -script-rounds ≥ 1")
+	}
+	return nil
+}
+
+// checkMarkdown refuses -md with a subset of the sections: the Markdown
+// block is replaced as a whole, so it would lose the sections not run.
+func checkMarkdown(cfg config, mdPath string) error {
+	if mdPath != "" && cfg.sections != nil && len(cfg.sections) != len(allSections) {
+		return fmt.Errorf("-md replaces every section of %s: it needs a full run, without -sections", mdPath)
 	}
 	return nil
 }

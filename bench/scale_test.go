@@ -320,6 +320,18 @@ func TestParseFlags(t *testing.T) {
 			t.Errorf("checkScale(%+v): no error", c)
 		}
 	}
+	if err := checkMarkdown(config{sections: map[string]bool{"memory": true}}, "b.md"); err == nil {
+		t.Error("checkMarkdown: -md with -sections memory: no error")
+	}
+	all, _ := parseSections(strings.Join(allSections, ","))
+	for _, c := range []struct {
+		cfg config
+		md  string
+	}{{config{sections: all}, "b.md"}, {config{}, "b.md"}, {config{sections: map[string]bool{"memory": true}}, ""}} {
+		if err := checkMarkdown(c.cfg, c.md); err != nil {
+			t.Errorf("checkMarkdown(%v, %q): %v", c.cfg.sections, c.md, err)
+		}
+	}
 	ok := config{sections: map[string]bool{"throughput": true}, tputClients: []int{1, 64}, tputTime: time.Second, tputRounds: 1}
 	if err := checkScale(ok); err != nil {
 		t.Errorf("checkScale: %v", err)
