@@ -36,6 +36,20 @@ var headline = []string{
 	"mem_uncontended_vs_syncmutex",
 	"redlock3_vs_redsync3",
 	"entity_cycle_vs_floor",
+	"tput_c1_lockproof_vs_redislock",
+	"tput_c4_lockproof_vs_redislock",
+	"tput_cluster_c4_vs_1node",
+	"tput_redis_cpu_per_pair_vs_redislock",
+	"redis_bytes_per_ever_locked_key",
+	"redis_bytes_per_waiter_one_key",
+	"redis_held_lock_vs_redislock",
+	"redis_held_service_vs_redislock",
+	"heap_bytes_per_lease_service",
+	"heap_service_vs_syncmutex_map",
+	"script_acquire_usec",
+	"script_release_usec",
+	"script_pair_vs_redislock",
+	"script_empty_rtt_usec",
 }
 
 // TestCompareQuick runs the whole comparison in its quick form and checks
@@ -51,7 +65,9 @@ func TestCompareQuick(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := config{workers: 4, turns: 3, hold: time.Millisecond, opTime: 20 * time.Millisecond,
-		rounds: 1, handoffRounds: 1, redisBin: "redis-server"}
+		rounds: 1, handoffRounds: 1, redisBin: "redis-server",
+		tputClients: []int{1, 4}, tputTime: 20 * time.Millisecond, tputRounds: 1,
+		memKeys: 1000, memHeld: 200, memWaiters: 10, heapHeld: 1000, churnKeys: 10_000, scriptCalls: 100, scriptRounds: 2}
 	var out bytes.Buffer
 	if err := compare(context.Background(), cfg, &out, svg, md); err != nil {
 		t.Fatalf("compare: %v\n%s", err, out.String())
@@ -79,6 +95,13 @@ func TestCompareQuick(t *testing.T) {
 			tableRows++
 		}
 	}
+	// Heap deltas that a fixed memprovider may bring to zero or below
+	// (GC noise): a number, not necessarily positive.
+	for _, name := range []string{"memprovider_churn_retained_bytes_per_key", "memprovider_burst_retained_bytes_per_key"} {
+		if v, ok := ratios[name]; !ok || math.IsNaN(v) || math.IsInf(v, 0) {
+			t.Errorf("RATIO %s=%v (present %v), want a number", name, v, ok)
+		}
+	}
 	for _, name := range headline {
 		v, ok := ratios[name]
 		switch {
@@ -88,7 +111,9 @@ func TestCompareQuick(t *testing.T) {
 			t.Errorf("RATIO %s=%v, want a positive number", name, v)
 		}
 	}
-	if want := 12 + 8; tableRows < want { // uncontended contenders + handoff contenders
+	// uncontended + handoff contenders, throughput (4 per topology), memory
+	// (7 Redis, 3 heap, 1 churn), scripts (6 + 13 variants)
+	if want := 12 + 8 + 8 + 11 + 19; tableRows < want {
 		t.Errorf("%d table rows with results, want at least %d:\n%s", tableRows, want, out.String())
 	}
 
@@ -103,7 +128,8 @@ func TestCompareQuick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{prose, mdBegin, mdEnd, "| contender |", "RATIO handoff_util_lockproof=", "](chart.svg)"} {
+	for _, want := range []string{prose, mdBegin, mdEnd, "| contender |", "RATIO handoff_util_lockproof=", "](chart.svg)",
+		"### 6. Throughput", "### 7. Memory", "### 8. Server time", "RATIO script_pair_vs_redislock="} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("Markdown file lacks %q", want)
 		}

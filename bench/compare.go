@@ -34,7 +34,25 @@ type config struct {
 	handoffRounds int           // contended rounds (median utilisation reported)
 	redisBin      string
 	progress      io.Writer // progress lines; io.Discard for none
+
+	sections     map[string]bool // the sections to run (see allSections); nil = all
+	tputClients  []int           // concurrency levels of the throughput section
+	tputTime     time.Duration   // timed run per contender, level and round
+	tputRounds   int             // throughput rounds (median reported)
+	memKeys      int             // distinct keys locked once, for Redis bytes per key
+	memHeld      int             // locks held at once, for Redis bytes per held lock
+	memWaiters   int             // waiters queued, for Redis bytes per waiter
+	heapHeld     int             // leases held at once, for Go heap per lease
+	churnKeys    int             // distinct keys through memprovider, for its heap afterwards
+	scriptCalls  int             // calls per commandstats phase
+	scriptRounds int             // rounds of every commandstats phase (median reported)
 }
+
+// allSections lists the sections of a run, in order; -sections picks some.
+var allSections = []string{"uncontended", "handoff", "throughput", "cluster", "memory", "scripts"}
+
+// on reports whether section is part of this run.
+func (c config) on(section string) bool { return c.sections == nil || c.sections[section] }
 
 // ttl is the lease TTL everywhere: long enough that no hold in a run lapses,
 // so every handoff is a release, never an expiry.
@@ -77,6 +95,12 @@ type results struct {
 	ops      []*opRow
 	handoffs []*handoffRow
 	elapsed  time.Duration
+
+	throughput []*tputRow
+	memory     []*memFigure // Redis
+	heap       []*heapFigure
+	churn      *memChurn
+	scripts    []*scriptRow
 }
 
 func (r *results) op(id string) *opRow {
@@ -272,6 +296,9 @@ func run(ctx context.Context, cfg config) (res *results, err error) {
 	for _, c := range ops {
 		res.ops = append(res.ops, &opRow{section: c.section, id: c.id, name: c.name, label: c.label})
 	}
+	if !cfg.on("uncontended") {
+		ops = nil
+	}
 	var firstErr error
 	fail := func(row *opRow, err error) {
 		row.err = err
@@ -330,6 +357,9 @@ func run(ctx context.Context, cfg config) (res *results, err error) {
 	setMedianRound(res.ops)
 
 	cases := handoffCases(lsvc, mp, rl, rs1, cfg.workers, nodes[0])
+	if !cfg.on("handoff") {
+		cases = nil
+	}
 	for _, c := range cases {
 		res.handoffs = append(res.handoffs, &handoffRow{id: c.id, name: c.name, waiting: c.waiting, label: c.label, redis: c.redis})
 	}
@@ -356,8 +386,98 @@ func run(ctx context.Context, cfg config) (res *results, err error) {
 			row.med = medianHandoff(row.rounds)
 		}
 	}
+	firstErr = cmpErr(firstErr, runAtScale(ctx, cfg, res, nodes[0], logf))
 	res.elapsed = time.Since(start)
 	return res, firstErr
+}
+
+// runAtScale runs the sections of cost at scale: throughput on one node
+// and on a 3-master Cluster, memory (Redis and Go heap) and script cost,
+// the last two on a redis-server of their own. It returns the first error;
+// every figure that failed says so in res.
+func runAtScale(ctx context.Context, cfg config, res *results, node *redisServer, logf func(string, ...any)) error {
+	var firstErr error
+	note := func(what string, err error) {
+		if err != nil {
+			firstErr = cmpErr(firstErr, fmt.Errorf("%s: %w", what, err))
+		}
+	}
+	pool := 2*slices.Max(append([]int{memWorkers}, cfg.tputClients...)) + 8
+	newClient := func(addr string) *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: pool, ContextTimeoutEnabled: true})
+		c.AddHook(commandCounter{})
+		return c
+	}
+	var tops []tputTopology
+	if cfg.on("throughput") {
+		c := newClient(node.addr)
+		defer c.Close()
+		tops = append(tops, tputTopology{name: "1 node", c: c, nodes: []*redis.Client{c}})
+	}
+	if cfg.on("cluster") {
+		t0 := time.Now()
+		cl, err := startCluster(ctx, cfg.redisBin, 3)
+		note("cluster", err)
+		if err == nil {
+			defer func() {
+				for _, n := range cl {
+					n.stop()
+				}
+			}()
+			logf("cluster of 3 masters on %s, %s, %s ready in %s", cl[0].addr, cl[1].addr, cl[2].addr, elapsedSince(t0))
+			var addrs []string
+			var per []*redis.Client
+			for _, n := range cl {
+				addrs = append(addrs, n.addr)
+				pc := redis.NewClient(&redis.Options{Addr: n.addr})
+				defer pc.Close()
+				per = append(per, pc)
+			}
+			cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: pool, ContextTimeoutEnabled: true})
+			cc.AddHook(commandCounter{})
+			defer cc.Close()
+			tops = append(tops, tputTopology{name: "cluster", c: cc, nodes: per})
+		}
+	}
+	if len(tops) > 0 {
+		res.throughput = runThroughput(ctx, cfg, tops, logf)
+		for _, row := range res.throughput {
+			note("throughput "+row.topology+" "+row.id, row.err)
+		}
+	}
+	if cfg.on("memory") || cfg.on("scripts") {
+		own, err := startRedis(ctx, cfg.redisBin)
+		if err != nil {
+			return cmpErr(firstErr, err)
+		}
+		defer own.stop()
+		c := newClient(own.addr)
+		defer c.Close()
+		if cfg.on("memory") {
+			res.memory = runRedisMemory(ctx, cfg, c, logf)
+			for _, f := range res.memory {
+				note("memory "+f.id, f.err)
+			}
+			heap, err := runHeapHeld(ctx, cfg.heapHeld)
+			note("heap", err)
+			res.heap = heap
+			for _, f := range heap {
+				logf("heap %-20s %8.1f B/lease (HeapAlloc), %8.1f B/lease (HeapInuse), %d held", f.id, f.alloc/float64(f.n), f.inuse/float64(f.n), f.n)
+			}
+			res.churn = runMemChurn(ctx, cfg.churnKeys)
+			note("memprovider churn", res.churn.err)
+			m := res.churn
+			logf("memprovider churn %d keys: HeapInuse %.2f MB before, %.2f MB empty provider, %.2f MB after (%.2f B/key), %.2f MB once dropped; plain map: %.1f → %.1f → %.1f MB",
+				m.n, m.before.inuse/1e6, m.fresh.inuse/1e6, m.after.inuse/1e6, m.retainedPerKey(), m.dropped.inuse/1e6, m.mapBefore.inuse/1e6, m.mapAfter.inuse/1e6, m.mapDrop.inuse/1e6)
+		}
+		if cfg.on("scripts") {
+			res.scripts = runScripts(ctx, c, cfg.scriptCalls, cfg.scriptRounds, logf)
+			for _, s := range res.scripts {
+				note("script "+s.id, s.err)
+			}
+		}
+	}
+	return firstErr
 }
 
 // setMedianRound sets each row's med to its time in its section's median

@@ -10,6 +10,7 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/lockproof/lockproof v0.0.0-00010101000000-000000000000
 	github.com/redis/go-redis/v9 v9.17.3
+	go.uber.org/goleak v1.3.0
 )
 
 require (

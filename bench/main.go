@@ -17,9 +17,15 @@
 // headline ratio. It lives in its own module so the peers never enter the
 // library's dependencies. Usage, from the repository root:
 //
-//	cd bench && go run .                         # the full run, about a minute on 2 cores
+//	cd bench && go run .                         # the full run, about two minutes on 2 cores
 //	cd bench && go run . -quick                  # a smoke test, seconds
 //	cd bench && go run . -md ../docs/benchmarks.md
+//	cd bench && go run . -sections memory,scripts   # some sections only
+//
+// Sections 6–8 are the cost at scale: throughput over 10,000 keys at 1–64
+// concurrent clients on one node and on a 3-master Cluster, memory per
+// key, waiter and held lock in Redis and in the Go heap, and the server
+// time of each script (INFO commandstats) next to variants of it.
 //
 // It needs redis-server on PATH (or -redis-server).
 package main
@@ -34,6 +40,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -54,10 +63,32 @@ func main() {
 	flag.IntVar(&cfg.handoffRounds, "handoff-rounds", 3, "contended rounds; the median-utilisation round is reported (default 1 with -quick)")
 	flag.StringVar(&cfg.redisBin, "redis-server", "redis-server", "redis-server binary")
 	flag.BoolVar(&quick, "quick", false, "a short run, for CI smoke tests")
-	flag.StringVar(&svgPath, "svg", "auto", `write the chart here; "auto" = bench/benchmarks.svg (none with -quick), "" = none`)
+	flag.StringVar(&svgPath, "svg", "auto", `write the chart here; "auto" = bench/benchmarks.svg (none with -quick or -sections), "" = none`)
 	flag.StringVar(&mdPath, "md", "", "also write the results between markers in this Markdown file (e.g. ../docs/benchmarks.md)")
 	flag.BoolVar(&quiet, "q", false, "no progress lines on stderr")
+	sections := flag.String("sections", strings.Join(allSections, ","), "comma-separated sections to run: "+strings.Join(allSections, ", "))
+	clients := flag.String("tput-clients", "1,4,16,64", "concurrent clients of the throughput section")
+	flag.DurationVar(&cfg.tputTime, "tput-time", 120*time.Millisecond, "timed run per throughput contender, level and round (default 30ms with -quick)")
+	flag.IntVar(&cfg.tputRounds, "tput-rounds", 7, "throughput rounds; the median is reported (default 1 with -quick)")
+	flag.IntVar(&cfg.memKeys, "mem-keys", 100_000, "distinct keys locked once, for Redis bytes per ever-locked key (default 2000 with -quick)")
+	flag.IntVar(&cfg.memHeld, "mem-held", 10_000, "locks held at once, for Redis bytes per held lock (default 500 with -quick)")
+	flag.IntVar(&cfg.memWaiters, "mem-waiters", 500, "waiters queued, for Redis bytes per waiter (default 20 with -quick)")
+	flag.IntVar(&cfg.heapHeld, "heap-held", 10_000, "leases held at once, for Go heap per lease (default 2000 with -quick)")
+	flag.IntVar(&cfg.churnKeys, "churn-keys", 1_000_000, "distinct keys locked and released on memprovider, for its heap afterwards (default 20000 with -quick)")
+	flag.IntVar(&cfg.scriptCalls, "script-calls", 2000, "calls per INFO commandstats phase (default 200 with -quick)")
+	flag.IntVar(&cfg.scriptRounds, "script-rounds", 3, "rounds of every commandstats phase; the median is reported (default 1 with -quick)")
 	flag.Parse()
+	var err error
+	if cfg.sections, err = parseSections(*sections); err == nil {
+		cfg.tputClients, err = parseInts(*clients)
+	}
+	if err == nil {
+		err = checkMarkdown(cfg, mdPath)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
 
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -66,8 +97,8 @@ func main() {
 	}
 	if svgPath == "auto" {
 		svgPath = ""
-		if !quick {
-			svgPath = defaultSVGPath()
+		if !quick && len(cfg.sections) == len(allSections) {
+			svgPath = defaultSVGPath() // only a full run replaces the chart
 		}
 	}
 	cfg.progress = os.Stderr
@@ -76,7 +107,7 @@ func main() {
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := compare(ctx, cfg, os.Stdout, svgPath, mdPath)
+	err = compare(ctx, cfg, os.Stdout, svgPath, mdPath)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -98,6 +129,51 @@ func applyQuick(cfg *config, set map[string]bool) {
 	if !set["handoff-rounds"] {
 		cfg.handoffRounds = 1
 	}
+	for name, v := range map[string]*int{"tput-rounds": &cfg.tputRounds, "mem-keys": &cfg.memKeys, "mem-held": &cfg.memHeld,
+		"mem-waiters": &cfg.memWaiters, "heap-held": &cfg.heapHeld, "churn-keys": &cfg.churnKeys, "script-calls": &cfg.scriptCalls, "script-rounds": &cfg.scriptRounds} {
+		if !set[name] {
+			*v = quickSizes[name]
+		}
+	}
+	if !set["tput-time"] {
+		cfg.tputTime = 30 * time.Millisecond
+	}
+}
+
+// quickSizes are the -quick defaults of the cost-at-scale flags.
+var quickSizes = map[string]int{"tput-rounds": 1, "mem-keys": 2000, "mem-held": 500, "mem-waiters": 20,
+	"heap-held": 2000, "churn-keys": 20_000, "script-calls": 200, "script-rounds": 1}
+
+// parseSections parses -sections: a comma-separated subset of allSections.
+func parseSections(s string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		if !slices.Contains(allSections, name) {
+			return nil, fmt.Errorf("-sections: unknown section %q (have %s)", name, strings.Join(allSections, ", "))
+		}
+		out[name] = true
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("-sections: no section named (have %s)", strings.Join(allSections, ", "))
+	}
+	return out, nil
+}
+
+// parseInts parses a comma-separated list of positive integers.
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-tput-clients: %q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // compare runs the comparison and writes the Markdown tables and then the
@@ -107,6 +183,9 @@ func applyQuick(cfg *config, set map[string]bool) {
 func compare(ctx context.Context, cfg config, out io.Writer, svgPath, mdPath string) error {
 	if cfg.workers < 2 || cfg.turns < 1 || cfg.hold <= 0 || cfg.opTime <= 0 || cfg.rounds < 1 || cfg.handoffRounds < 1 {
 		return fmt.Errorf("need -workers ≥ 2, -turns ≥ 1, -rounds ≥ 1, -handoff-rounds ≥ 1 and positive -hold and -optime")
+	}
+	if err := checkScale(cfg); err != nil {
+		return err
 	}
 	bin, err := exec.LookPath(cfg.redisBin)
 	if err != nil {
@@ -175,4 +254,34 @@ func defaultSVGPath() string {
 		}
 		d = parent
 	}
+}
+
+// checkScale checks the cost-at-scale settings of the sections cfg runs.
+func checkScale(cfg config) error {
+	if cfg.on("throughput") || cfg.on("cluster") {
+		if len(cfg.tputClients) == 0 || cfg.tputTime <= 0 || cfg.tputRounds < 1 {
+			return fmt.Errorf("need -tput-clients, a positive -tput-time and -tput-rounds ≥ 1")
+		}
+		for _, n := range cfg.tputClients {
+			if n < 1 || n > tputKeys {
+				return fmt.Errorf("-tput-clients: %d is not in 1..%d", n, tputKeys)
+			}
+		}
+	}
+	if cfg.on("memory") && (cfg.memKeys < 1 || cfg.memHeld < 1 || cfg.memWaiters < 1 || cfg.heapHeld < 1 || cfg.churnKeys < 1) {
+		return fmt.Errorf("need -mem-keys, -mem-held, -mem-waiters, -heap-held and -churn-keys ≥ 1")
+	}
+	if cfg.on("scripts") && (cfg.scriptCalls < 1 || cfg.scriptRounds < 1) {
+		return fmt.Errorf("need -script-calls ≥ 1 and -script-rounds ≥ 1")
+	}
+	return nil
+}
+
+// checkMarkdown refuses -md with a subset of the sections: the Markdown
+// block is replaced as a whole, so it would lose the sections not run.
+func checkMarkdown(cfg config, mdPath string) error {
+	if mdPath != "" && cfg.sections != nil && len(cfg.sections) != len(allSections) {
+		return fmt.Errorf("-md replaces every section of %s: it needs a full run, without -sections", mdPath)
+	}
+	return nil
 }

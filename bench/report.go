@@ -103,6 +103,76 @@ func (r *results) ratios() []ratio {
 	if r.op("entity_lockproof") != nil {
 		rs = append(rs, ratio{"entity_cycle_vs_floor", ns("entity_lockproof", "entity_floor"), "lock→load→modify→save→release ÷ raw round trips"})
 	}
+	return append(rs, r.scaleRatios()...)
+}
+
+// scaleRatios are the headline numbers of the cost-at-scale sections; a
+// section that did not run has none.
+func (r *results) scaleRatios() []ratio {
+	var rs []ratio
+	add := func(name string, v float64, what string) { rs = append(rs, ratio{name, v, what}) }
+	if len(r.throughput) > 0 {
+		for _, n := range r.cfg.tputClients {
+			if r.tput("1 node", "redislock", n) != nil {
+				add(fmt.Sprintf("tput_c%d_lockproof_vs_redislock", n), r.tputRatio("1 node", "lockproof", "1 node", "redislock", n), "pairs/s, one node, 10k keys")
+				add(fmt.Sprintf("tput_c%d_service_vs_redislock", n), r.tputRatio("1 node", "service", "1 node", "redislock", n), "pairs/s, locked.Service ÷ redislock")
+				add(fmt.Sprintf("tput_c%d_floor_vs_redislock", n), r.tputRatio("1 node", "floor", "1 node", "redislock", n), "pairs/s, raw SET NX PX + DEL ÷ redislock")
+			}
+		}
+		for _, n := range r.cfg.tputClients {
+			if r.tput("cluster", "lockproof", n) != nil {
+				add(fmt.Sprintf("tput_cluster_c%d_vs_1node", n), r.tputRatio("cluster", "lockproof", "1 node", "lockproof", n), "lockproof pairs/s, 3-master Cluster ÷ one node")
+				add(fmt.Sprintf("tput_cluster_c%d_lockproof_vs_redislock", n), r.tputRatio("cluster", "lockproof", "cluster", "redislock", n), "pairs/s on the Cluster")
+			}
+		}
+		top := r.cfg.tputClients[len(r.cfg.tputClients)-1]
+		if a, b := r.tput("1 node", "lockproof", top), r.tput("1 node", "redislock", top); a != nil && b != nil {
+			add("tput_redis_cpu_per_pair_vs_redislock", a.cpuPerOp/b.cpuPerOp, fmt.Sprintf("Redis CPU per pair at %d clients, lockproof ÷ redislock", top))
+			add("tput_redis_cpu_per_pair_us", a.cpuPerOp/1e3, "Redis CPU per lockproof pair, µs")
+		}
+	}
+	if len(r.memory) > 0 {
+		per := func(id string) float64 { return r.memFig(id).usagePerUnit() }
+		add("redis_used_memory_per_ever_locked_key", r.memFig("ever_lockproof").perUnit(), "lockproof, INFO used_memory delta ÷ N keys locked once and released")
+		add("redis_bytes_per_ever_locked_key", per("ever_lockproof"), "lockproof, MEMORY USAGE per key locked once and released")
+		add("redis_bytes_per_ever_locked_key_redislock", per("ever_redislock"), "bsm/redislock, the same")
+		add("redis_bytes_per_waiter_one_key", per("waiter_one_key"), "lockproof, waiters on one key")
+		add("redis_bytes_per_waiter_per_key", per("waiter_per_key"), "lockproof, one waiter per key")
+		add("redis_bytes_per_held_lock", per("held_lockproof"), "lockproof provider, short tokens")
+		add("redis_bytes_per_held_service_lock", per("held_service"), "locked.Service tokens")
+		add("redis_bytes_per_held_redislock", per("held_redislock"), "bsm/redislock")
+		add("redis_held_lock_vs_redislock", per("held_lockproof")/per("held_redislock"), "bytes per held lock")
+		add("redis_held_service_vs_redislock", per("held_service")/per("held_redislock"), "bytes per held lock")
+		used := func(id string) float64 { return r.memFig(id).perUnit() }
+		add("redis_used_memory_per_held_lock", used("held_lockproof"), "lockproof provider, used_memory delta ÷ locks held (incl. dict buckets, expires)")
+		add("redis_used_memory_per_held_service_lock", used("held_service"), "locked.Service, the same")
+		add("redis_used_memory_per_held_redislock", used("held_redislock"), "bsm/redislock, the same")
+	}
+	if len(r.heap) > 0 {
+		per := func(id string) float64 { return r.heapFig(id).perUnit() }
+		add("heap_bytes_per_lease_service", per("heap_service"), "Go heap per held lease, locked.Service on memprovider")
+		add("heap_bytes_per_held_memprovider", per("heap_memprovider"), "Go heap per held lock, memprovider alone")
+		add("heap_bytes_per_held_syncmutex_map", per("heap_syncmutex_map"), "Go heap per held lock, keyed sync.Mutex map")
+		add("heap_service_vs_syncmutex_map", per("heap_service")/per("heap_syncmutex_map"), "Go heap per held lease")
+	}
+	if m := r.churn; m != nil && m.err == nil {
+		add("memprovider_churn_retained_bytes_per_key", m.retainedPerKey(), fmt.Sprintf("HeapInuse after − before, ÷ %d keys locked once and released", m.n))
+		add("memprovider_churn_retained_over_empty_kb", m.retainedOverEmpty()/1e3, "HeapInuse after − an empty provider's, kB (bounded: sweeps keep ≤ 64 free entries per shard)")
+		add("memprovider_burst_retained_bytes_per_key", m.burstRetainedPerKey(), fmt.Sprintf("HeapInuse after %d keys held at once were all released, ÷ keys", m.burst))
+		add("memprovider_churn_plain_map_retained_bytes_per_key", (m.mapAfter.inuse-m.mapBefore.inuse)/float64(m.n), "a plain map after inserting and then deleting every key (Go maps do not shrink)")
+	}
+	if len(r.scripts) > 0 {
+		u := r.scriptUsec
+		add("script_acquire_usec", u("lockproof_acquire"), "acquire.lua, usec_per_call")
+		add("script_release_usec", u("lockproof_release"), "release.lua, usec_per_call")
+		add("script_pair_vs_redislock", u("lockproof_acquire", "lockproof_release")/u("redislock_obtain", "redislock_release"), "server time per acquire+release")
+		add("script_pair_vs_floor", u("lockproof_acquire", "lockproof_release")/u("floor_set", "floor_del"), "÷ SET NX PX + DEL")
+		add("script_acquire_fast_copy_vs_lib", u("acquire_fast")/u("lockproof_acquire"), "the copied fast path ÷ the library's script (≈1 if the copy is faithful)")
+		add("script_empty_usec", u("acquire_empty"), "EVALSHA of return 1, pipelined")
+		add("script_empty_rtt_usec", u("acquire_empty_rtt"), "EVALSHA of return 1, one per round trip")
+		add("script_acquire_fast_copy_rtt_vs_lib", u("acquire_fast_rtt")/u("lockproof_acquire"), "the copied fast path, one per round trip ÷ the library's script")
+		add("script_acquire_fast_copy_libargs_vs_lib", u("acquire_fast_rtt_libargs")/u("lockproof_acquire"), "the same with the library's 5 keys and 5 arguments ÷ the library's script")
+	}
 	return rs
 }
 
@@ -228,6 +298,37 @@ func (r *results) markdown() string {
 		r.opTable(&b, secEntity, "entity_floor", "× raw round trips")
 	} else {
 		p("Pending: measured once a Redis-backed repository exists (see `bench/entity.go`), next to the same number of raw round trips (SET NX PX, GET, SET, DEL).")
+		p("")
+	}
+
+	p("### 6. Throughput at scale: %d keys, lock + release pairs per second", tputKeys)
+	p("")
+	if len(r.throughput) > 0 {
+		p("Each client works through its own share of the keys (no contention); contenders of a level run back to back, %d round(s) of %s each, median shown; (×) is the same-round ratio to bsm/redislock on the same topology. Redis CPU/pair = INFO cpu used_cpu_user+sys of all nodes ÷ pairs. The client, the Cluster's 3 masters and (on one node) the server share %d CPUs, so the Cluster cannot scale out here: it measures the cost of routing, not capacity.", r.cfg.tputRounds, r.cfg.tputTime, m.cpus)
+		p("")
+		r.tputMarkdown(&b)
+	} else {
+		p("Not run (-sections).")
+		p("")
+	}
+
+	p("### 7. Memory per key, per waiter, per held lock")
+	p("")
+	if len(r.memory) > 0 || len(r.heap) > 0 || r.churn != nil {
+		r.memMarkdown(&b)
+	} else {
+		p("Not run (-sections).")
+		p("")
+	}
+
+	p("### 8. Server time per script (INFO commandstats)")
+	p("")
+	if len(r.scripts) > 0 {
+		p("usec_per_call after CONFIG RESETSTAT, one phase per script, %d calls each, on a redis-server of its own; every key's fence counter exists (steady state). The variants are measurement-only scripts in `bench/scripts/`, sent by EVALSHA in pipelines; − empty script = the script's own work beyond an EVALSHA that does nothing.", r.cfg.scriptCalls)
+		p("")
+		r.scriptMarkdown(&b)
+	} else {
+		p("Not run (-sections).")
 		p("")
 	}
 
