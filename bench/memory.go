@@ -202,7 +202,7 @@ func runRedisMemory(ctx context.Context, cfg config, c *redis.Client, logf func(
 		add(f)
 	}
 	ever("ever_lockproof", "lockproof: key locked once and released (fence counter kept)", func(i int) []string {
-		lock := p.LockKey("e" + strconv.Itoa(i))
+		lock := lockKey(p, "e"+strconv.Itoa(i))
 		return []string{lock, lock + ":fence", lock + ":queue", lock + ":alive"}
 	}, func(i int) error {
 		key, tok := "e"+strconv.Itoa(i), "t"+strconv.Itoa(i)
@@ -250,7 +250,7 @@ func runRedisMemory(ctx context.Context, cfg config, c *redis.Client, logf func(
 		add(&memFigure{id: id, name: name, unit: "lock", n: h, bytes: d, usage: usage, keysLeft: left, err: err})
 	}
 	held("held_lockproof", "lockproof redisprovider, token \"t<n>\" (short)", func(i int) []string {
-		lock := p.LockKey("h" + strconv.Itoa(i))
+		lock := lockKey(p, "h"+strconv.Itoa(i))
 		return []string{lock, lock + ":fence"}
 	}, func(i int) (func() error, error) {
 		key, tok := "h"+strconv.Itoa(i), "t"+strconv.Itoa(i)
@@ -261,7 +261,7 @@ func runRedisMemory(ctx context.Context, cfg config, c *redis.Client, logf func(
 	})
 	var tokLen int
 	held("held_service", "lockproof locked.Service (its own tokens)", func(i int) []string {
-		lock := p.LockKey("s" + strconv.Itoa(i))
+		lock := lockKey(p, "s"+strconv.Itoa(i))
 		return []string{lock, lock + ":fence"}
 	}, func(i int) (func() error, error) {
 		l, err := svc.TryAcquire(ctx, "s"+strconv.Itoa(i))
@@ -315,7 +315,7 @@ func waiters(ctx context.Context, c *redis.Client, p *redisprovider.Provider, id
 	queued := func() (int64, error) {
 		var total int64
 		for _, k := range keys {
-			n, err := c.LLen(ctx, p.LockKey(k)+":queue").Result()
+			n, err := c.LLen(ctx, lockKey(p, k)+":queue").Result()
 			if err != nil {
 				return 0, err
 			}
@@ -364,9 +364,9 @@ func waiters(ctx context.Context, c *redis.Client, p *redisprovider.Provider, id
 	// (used_memory moves with the Lua heap and background give-ups).
 	for _, k := range keys {
 		for _, suffix := range []string{":queue", ":alive"} {
-			u, err := c.MemoryUsage(ctx, p.LockKey(k)+suffix, 0).Result()
+			u, err := c.MemoryUsage(ctx, lockKey(p, k)+suffix, 0).Result()
 			if err != nil {
-				fig.err = fmt.Errorf("MEMORY USAGE %s: %w", p.LockKey(k)+suffix, err)
+				fig.err = fmt.Errorf("MEMORY USAGE %s: %w", lockKey(p, k)+suffix, err)
 				return fig
 			}
 			fig.usage += float64(u)
@@ -709,4 +709,11 @@ func fmtBytes(v float64) string {
 		return fmt.Sprintf("%.3g MB", v/1e6)
 	}
 	return fmt.Sprintf("%.3g kB", v/1e3)
+}
+
+// lockKey is the Redis key of key's lock: the provider publishes only the
+// keys beside it (DataKey(key, name) is the lock key + ":" + name), which
+// is enough for a measurement that reads the lock's own size.
+func lockKey(p *redisprovider.Provider, key string) string {
+	return strings.TrimSuffix(p.DataKey(key, ""), ":")
 }
