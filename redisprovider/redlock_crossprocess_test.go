@@ -243,7 +243,7 @@ func write(ctx context.Context, store *redis.Client, key string, fence uint64) (
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return "", err
 	}
-	time.Sleep(time.Millisecond) // widen the window a second holder would need
+	time.Sleep(5 * time.Millisecond) // widen the window a second holder would need
 	res, err := fencedWrite.Run(ctx, store, []string{key}, fence, n).Int64Slice()
 	if err != nil {
 		return "", err
