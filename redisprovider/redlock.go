@@ -90,7 +90,12 @@ var _ provider.Provider = (*Redlock)(nil)
 // nothing can be re-admitted, and calls fail with ErrUnavailable (a
 // majority lost its data: see docs/decisions.md for the fault model).
 // Nodes are admitted without a wait only when all of them answer and none
-// has a marker: a new deployment.
+// has a marker: a new deployment. The longest TTL is not configured: each
+// node records the longest TTL it granted or extended (in its marker, by
+// the same script), and every hold was recorded so on a quorum, which the
+// admission's read meets. So the wait is exact for the TTLs actually used;
+// a deployment that once granted an hour-long TTL makes a re-admitted node
+// wait an hour (keep TTLs short and renew instead).
 //
 // Every call returns as soon as a quorum has decided its outcome; the
 // answers of slower nodes are handled (late votes rolled back) by
