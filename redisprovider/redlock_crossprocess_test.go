@@ -1,10 +1,13 @@
 package redisprovider_test
 
 // Redlock across OS processes while nodes lose their data: 4 worker
-// processes (copies of this test binary, started by proctest.Run) take one
-// key on 5 nodes, over and over, and write through a fenced store kept on a
-// sixth redis-server, while the parent kills 2 nodes at a time and restarts
-// them empty every few seconds. The store's script refuses a fence that is
+// processes (copies of this test binary, started by proctest.Run), 3
+// workers each, take one of 8 keys on 5 nodes, over and over, and write
+// through a fenced store kept on a sixth redis-server, while the parent
+// kills 2 nodes at a time and restarts them empty every few seconds. Each
+// hold lasts longer than a restart, so a restarted node that voted at once
+// would grant a key that is still held (without the admission check this
+// test fails). The store's script refuses a fence that is
 // not above the last one written (a regression, or a holder that another
 // grant overtook) and a write whose read is no longer current (a second
 // holder wrote in between: a double grant); the final count must equal the
@@ -21,6 +24,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,11 +47,14 @@ const (
 )
 
 const (
-	rlProcesses = 4
-	rlRun       = 30 * time.Second
-	rlTTL       = 2 * time.Second // admission waits stay short; a lapse under load stays unlikely
-	rlBound     = time.Minute
-	rlMinGrants = 600
+	rlProcesses  = 4
+	rlGoroutines = 3 // per process
+	rlKeys       = 8 // holds long enough to outlast a node restart, so many keys for enough grants
+	rlHold       = 100 * time.Millisecond
+	rlRun        = 30 * time.Second
+	rlTTL        = 2 * time.Second // admission waits stay short; a lapse under load stays unlikely
+	rlBound      = time.Minute
+	rlMinGrants  = 600
 )
 
 // fencedWrite is the store's script (see its header).
@@ -114,7 +121,7 @@ func TestRedlockCrossProcessFaults(t *testing.T) {
 	restarts := <-faults
 
 	var grants, written, stale, lost, unavailable, late int
-	var maxFence uint64
+	maxFence := make(map[string]uint64)
 	files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
 	if len(files) != rlProcesses {
 		t.Fatalf("%d worker logs, want %d", len(files), rlProcesses)
@@ -128,14 +135,14 @@ func TestRedlockCrossProcessFaults(t *testing.T) {
 		for sc.Scan() {
 			fields := strings.Fields(sc.Text())
 			switch fields[0] {
-			case "grant": // grant <fence> <outcome>
+			case "grant": // grant <key> <fence> <outcome> [late]
 				grants++
-				if len(fields) > 3 {
+				if len(fields) > 4 {
 					late++
 				}
-				fence, _ := strconv.ParseUint(fields[1], 10, 64)
-				maxFence = max(maxFence, fence)
-				switch fields[2] {
+				fence, _ := strconv.ParseUint(fields[2], 10, 64)
+				maxFence[fields[1]] = max(maxFence[fields[1]], fence)
+				switch fields[3] {
 				case "written":
 					written++
 				case "stale":
@@ -149,12 +156,20 @@ func TestRedlockCrossProcessFaults(t *testing.T) {
 		}
 		_ = fh.Close()
 	}
-	count, err := rdb.HGet(ctx, key, "count").Int()
-	if err != nil {
-		t.Fatalf("store count: %v", err)
+	var fences uint64
+	for _, f := range maxFence {
+		fences += f
 	}
-	t.Logf("%d processes, %d node restarts (2 nodes each, empty): %d grants, %d written, %d refused as stale, %d as a double grant, %d ErrUnavailable, %d writes after the lease lapsed; store count %d; highest fence %d: %.2f fence increments per grant",
-		rlProcesses, restarts, grants, written, stale, lost, unavailable, late, count, maxFence, float64(maxFence)/float64(max(grants, 1)))
+	count := 0
+	for k := range rlKeys {
+		n, err := rdb.HGet(ctx, fmt.Sprintf("%s:%d", key, k), "count").Int()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatalf("store count: %v", err)
+		}
+		count += n
+	}
+	t.Logf("%d processes × %d workers on %d keys, %d node restarts (2 nodes each, empty): %d grants, %d written, %d refused as stale, %d as a double grant, %d ErrUnavailable, %d writes after the lease lapsed; store count %d; highest fences sum to %d: %.2f fence increments per grant",
+		rlProcesses, rlGoroutines, rlKeys, restarts, grants, written, stale, lost, unavailable, late, count, fences, float64(fences)/float64(max(grants, 1)))
 	if stale != 0 || lost != 0 {
 		t.Errorf("%d fence regressions and %d double grants at the fenced store, want 0", stale, lost)
 	}
@@ -209,32 +224,51 @@ func TestRedlockCrossProcessWorker(t *testing.T) {
 	defer w.Flush()
 
 	end := time.Now().Add(run)
-	for time.Now().Before(end) {
-		tok := uuid.NewString()
-		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
-		g, err := r.Acquire(actx, key, tok, rlTTL)
-		acancel()
-		switch {
-		case errors.Is(err, provider.ErrUnavailable):
-			fmt.Fprintln(w, "unavailable")
-			time.Sleep(20 * time.Millisecond)
-			continue
-		case errors.Is(err, provider.ErrNotAcquired):
-			continue
-		case err != nil:
-			t.Fatalf("Acquire: %v", err)
-		}
-		outcome, err := write(ctx, store, key, g.Fence)
-		if err != nil {
-			t.Fatalf("store: %v", err)
-		}
-		late := ""
-		if time.Now().After(g.Expires) { // the lease lapsed before the write returned: not the lock's fault
-			late = " late"
-		}
-		fmt.Fprintf(w, "grant %d %s%s\n", g.Fence, outcome, late)
-		_ = r.Release(ctx, key, tok) // its class is checked elsewhere; a node may be down
+	var (
+		mu sync.Mutex // guards w
+		wg sync.WaitGroup
+	)
+	logLine := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(w, format+"\n", args...)
 	}
+	for range rlGoroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(end) {
+				k := fmt.Sprintf("%s:%d", key, rand.IntN(rlKeys))
+				tok := uuid.NewString()
+				actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+				g, err := r.Acquire(actx, k, tok, rlTTL)
+				acancel()
+				switch {
+				case errors.Is(err, provider.ErrUnavailable):
+					logLine("unavailable")
+					time.Sleep(20 * time.Millisecond)
+					continue
+				case errors.Is(err, provider.ErrNotAcquired):
+					continue
+				case err != nil:
+					t.Errorf("Acquire: %v", err)
+					return
+				}
+				outcome, err := write(ctx, store, k, g.Fence)
+				if err != nil {
+					t.Errorf("store: %v", err)
+					return
+				}
+				late := ""
+				if time.Now().After(g.Expires) { // the lease lapsed before the write returned: not the lock's fault
+					late = " late"
+				}
+				logLine("grant %s %d %s%s", k, g.Fence, outcome, late)
+				_ = r.Release(ctx, k, tok) // its class is checked elsewhere; a node may be down
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // write reads the store's count and writes count+1 with fence.
@@ -243,7 +277,7 @@ func write(ctx context.Context, store *redis.Client, key string, fence uint64) (
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return "", err
 	}
-	time.Sleep(5 * time.Millisecond) // widen the window a second holder would need
+	time.Sleep(rlHold) // outlasts a node restart: a second holder would overlap
 	res, err := fencedWrite.Run(ctx, store, []string{key}, fence, n).Int64Slice()
 	if err != nil {
 		return "", err
