@@ -478,6 +478,7 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 	n, q := len(r.nodes), r.quorum
 	var (
 		granted, answered int
+		cannot            int                    // answers that cannot vote
 		holders           = make(map[string]int) // token → nodes that refused for it
 		decided           = make(chan struct{})  // closed once ok is set
 		ok                bool
@@ -492,8 +493,23 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 				granted++
 			case voteHeld:
 				holders[v.holder]++
+			case voteUnadmitted, voteWaiting, voteFailed:
+				cannot++
 			}
-			return granted >= q || granted+len(asked)-answered < q
+			switch {
+			case granted >= q:
+				return true
+			case granted+len(asked)-answered >= q:
+				return false // a grant is still possible
+			case answered == len(asked) || cannot > n-q:
+				return true // refused, and why is known: unavailable or held
+			}
+			for _, c := range holders { // held by one holder on a quorum
+				if c >= q {
+					return true
+				}
+			}
+			return false // held by partial votes, or nodes down: wait to tell which
 		},
 		func(i int, v vote) { // a late answer
 			<-decided
@@ -598,7 +614,7 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 		o.err = provider.CtxError(ctx)
 		return o
 	}
-	cannot := counts[voteUnadmitted] + counts[voteWaiting] + counts[voteFailed]
+	cannot = counts[voteUnadmitted] + counts[voteWaiting] + counts[voteFailed]
 	if cannot > n-q {
 		var errs []error
 		for i := range n {
@@ -680,8 +696,9 @@ func (r *Redlock) TryAcquire(ctx context.Context, key, token string, ttl time.Du
 
 // Acquire implements provider.Provider. A release published by any node
 // wakes the waiter; after a split vote it retries after a jittered pause.
-// It waits for nodes that are being re-admitted; other store failures
-// that leave no quorum end it with ErrUnavailable at once.
+// It waits for nodes that are being re-admitted; store failures that leave
+// no quorum end it with ErrUnavailable after maxStoreRetries+1 tries in a
+// row (each bounded by NodeTimeout), not when ctx ends.
 func (r *Redlock) Acquire(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
 	if err := usable(&r.closed, provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
 		return provider.Grant{}, err
@@ -710,7 +727,7 @@ func (r *Redlock) Acquire(ctx context.Context, key, token string, ttl time.Durat
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
-	admitted := false
+	admitted, failures := false, 0
 	var last error
 loop:
 	for {
@@ -729,7 +746,12 @@ loop:
 		d := time.Duration(float64(r.poll) * (0.5 + rand.Float64()))
 		unavailable := errors.Is(o.err, provider.ErrUnavailable)
 		if unavailable && o.failed {
-			break // a store failure ends the wait
+			if failures++; failures > maxStoreRetries {
+				break // a store failure that lasts ends the wait
+			}
+			d = time.Duration(rand.Int64N(int64(r.splitPause(ttl)))) + time.Millisecond
+		} else if !o.busy {
+			failures = 0
 		}
 		switch {
 		case unavailable && o.admit: // the first call on new nodes, or nodes that lost their data
@@ -773,6 +795,11 @@ loop:
 	}
 	return provider.Grant{}, provider.CtxError(ctx)
 }
+
+// maxStoreRetries is how many tries in a row that fail for node failures
+// (timeouts under load, a node restarting) Acquire repeats before it
+// reports ErrUnavailable.
+const maxStoreRetries = 1
 
 // splitPause bounds the random pause after a split vote: a few node round
 // trips, never more than a tenth of the TTL.

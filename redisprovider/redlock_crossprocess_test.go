@@ -51,7 +51,7 @@ const (
 	rlGoroutines = 3 // per process
 	rlKeys       = 8 // holds long enough to outlast a node restart, so many keys for enough grants
 	rlHold       = 100 * time.Millisecond
-	rlRun        = 30 * time.Second
+	rlRun        = 20 * time.Second
 	rlTTL        = 2 * time.Second // admission waits stay short; a lapse under load stays unlikely
 	rlBound      = time.Minute
 	rlMinGrants  = 600
@@ -66,7 +66,7 @@ var fencedWrite = redis.NewScript(fencedWriteSrc)
 
 func TestRedlockCrossProcessFaults(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs 4 processes for 30s while nodes restart empty; skipped in -short mode")
+		t.Skip("runs 4 processes for 20s while nodes restart empty; skipped in -short mode")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), rlBound)
 	defer cancel()
