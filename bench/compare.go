@@ -85,6 +85,7 @@ type handoffRow struct {
 	rounds            []handoffStats
 	med               handoffStats
 	giveups           atomic.Int64 // peer Lock calls that gave up and were called again
+	fenceIncs         []float64    // lockproof Redlock: fence increments per grant, one per round
 	err               error
 }
 
@@ -356,7 +357,7 @@ func run(ctx context.Context, cfg config) (res *results, err error) {
 	}
 	setMedianRound(res.ops)
 
-	cases := handoffCases(lsvc, mp, rl, rs1, cfg.workers, nodes[0])
+	cases := handoffCases(lsvc, mp, rl, rs1, lrl, cfg.workers, nodes[0])
 	if !cfg.on("handoff") {
 		cases = nil
 	}
@@ -570,7 +571,7 @@ func runHandoff(ctx context.Context, cfg config, c handoffCase, row *handoffRow,
 
 // handoffCases lists the contended contenders. Peers are run at their
 // documented default waiting and at a tight 1 ms poll.
-func handoffCases(lsvc *locked.Service, mp *memprovider.Provider, rl *redislock.Client, rs *redsync.Redsync, workers int, node *redisServer) []handoffCase {
+func handoffCases(lsvc *locked.Service, mp *memprovider.Provider, rl *redislock.Client, rs *redsync.Redsync, lrl *redisprovider.Redlock, workers int, node *redisServer) []handoffCase {
 	noCleanup := func() {}
 	redislockCase := func(id, label, waiting string, retry func() redislock.RetryStrategy) handoffCase {
 		return handoffCase{id: id, name: "bsm/redislock", label: label, waiting: waiting, redis: true,
@@ -623,7 +624,32 @@ func handoffCases(lsvc *locked.Service, mp *memprovider.Provider, rl *redislock.
 			return func() error { return l.Release(context.Background()) }, nil
 		}
 	}
+	redlockCase := handoffCase{id: "redlock3_lockproof", label: "lockproof Redlock, 3 nodes", name: "lockproof Redlock (3 nodes)", waiting: "pub/sub wake-up, jittered retry after a split vote",
+		prepare: func(row *handoffRow, key string) (lockFunc, func(), error) {
+			var (
+				grants atomic.Int64
+				high   atomic.Uint64 // the key is new each round: its fences start at 1
+				seq    atomic.Int64
+			)
+			lock := func(ctx context.Context, w int) (func() error, error) {
+				tok := "w" + strconv.Itoa(w) + "-" + strconv.FormatInt(seq.Add(1), 10)
+				g, err := lrl.Acquire(ctx, key, tok, ttl)
+				if err != nil {
+					return nil, err
+				}
+				grants.Add(1)
+				for h := high.Load(); g.Fence > h && !high.CompareAndSwap(h, g.Fence); h = high.Load() {
+				}
+				return func() error { return lrl.Release(context.Background(), key, tok) }, nil
+			}
+			return lock, func() {
+				if n := grants.Load(); n > 0 {
+					row.fenceIncs = append(row.fenceIncs, float64(high.Load())/float64(n))
+				}
+			}, nil
+		}}
 	return []handoffCase{
+		redlockCase,
 		{id: "syncmutex", label: "sync.Mutex", name: "sync.Mutex (in-process reference)", waiting: "runtime semaphore",
 			prepare: func(*handoffRow, string) (lockFunc, func(), error) {
 				var mu sync.Mutex

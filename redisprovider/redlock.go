@@ -2,16 +2,43 @@ package redisprovider
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lockproof/lockproof/provider"
+)
+
+var (
+	//go:embed scripts/redlock_acquire.lua
+	redlockAcquireSrc string
+	//go:embed scripts/redlock_release.lua
+	redlockReleaseSrc string
+	//go:embed scripts/redlock_extend.lua
+	redlockExtendSrc string
+	//go:embed scripts/redlock_raise.lua
+	redlockRaiseSrc string
+	//go:embed scripts/redlock_probe.lua
+	redlockProbeSrc string
+	//go:embed scripts/redlock_admit.lua
+	redlockAdmitSrc string
+
+	redlockAcquire = redis.NewScript(redlockAcquireSrc)
+	redlockRelease = redis.NewScript(redlockReleaseSrc)
+	redlockExtend  = redis.NewScript(redlockExtendSrc)
+	redlockRaise   = redis.NewScript(redlockRaiseSrc)
+	redlockProbe   = redis.NewScript(redlockProbeSrc)
+	redlockAdmit   = redis.NewScript(redlockAdmitSrc)
 )
 
 // Defaults used when RedlockOptions leave a field zero.
@@ -28,7 +55,8 @@ type RedlockOptions struct {
 
 	// DriftFactor is the share of the TTL allowed for clock drift between
 	// the nodes and this process; 2 ms more are always allowed. A hold is
-	// valid for TTL − time spent acquiring − drift. Default
+	// valid for TTL − time spent acquiring − drift, and a re-admitted node
+	// waits the longest TTL plus this allowance before it votes. Default
 	// DefaultDriftFactor.
 	DriftFactor float64
 
@@ -40,26 +68,42 @@ type RedlockOptions struct {
 
 var _ provider.Provider = (*Redlock)(nil)
 
-// Redlock is a provider.Provider that holds each lock on a majority of
-// independent Redis nodes (the Redlock algorithm), so it survives the loss
-// of a minority of them. Each node runs the single-node scripts.
+// Redlock is a provider.Provider that holds each lock on a quorum
+// (N/2+1) of N independent Redis nodes, so that losing a minority of them
+// changes nothing: neither mutual exclusion nor the order of fences.
 //
-// Acquire asks every node at once and succeeds if a majority granted within
-// the validity time (TTL − elapsed − drift); otherwise it rolls back the
-// partial grants. The fence is the highest of the granting nodes' fences.
-// When they differ it is first written back to the granting majority (one
-// more round trip), so that every later majority, which must meet this one,
-// issues a higher fence: fences strictly increase across holders as long as
-// each node keeps its counter.
+// Acquire asks every node at once and succeeds once a quorum has voted
+// for it within the validity time (TTL − elapsed − drift); otherwise it
+// rolls back the partial votes without waking anybody, and a waiter
+// retries after a jittered pause. A vote issues max(counter, floor)+1 on
+// its node; the fence of the grant is the highest of the quorum's votes,
+// written back to a quorum before the grant is returned whenever the votes
+// differ, so every later quorum, which must meet that one, issues a higher
+// fence.
 //
-// Release, Extend and ForceRelease go to every node; Extend succeeds on a
-// majority within validity. State reports a holder only if a majority
-// agrees on it.
+// Each node carries a marker. A node that lost its data (restarted without
+// persistence) has none, and refuses to vote until it is re-admitted: the
+// admission reads the highest fence and the longest TTL granted from a
+// quorum of admitted nodes, sets the node's floor to that fence, and makes
+// it wait out that TTL plus the drift allowance, so that every hold it
+// forgot has expired everywhere. With fewer admitted nodes than a quorum
+// nothing can be re-admitted, and calls fail with ErrUnavailable (a
+// majority lost its data: see docs/decisions.md for the fault model).
+// Nodes are admitted without a wait only when all of them answer and none
+// has a marker: a new deployment. The longest TTL is not configured: each
+// node records the longest TTL it granted or extended (in its marker, by
+// the same script), and every hold was recorded so on a quorum, which the
+// admission's read meets. So the wait is exact for the TTLs actually used;
+// a deployment that once granted an hour-long TTL makes a re-admitted node
+// wait an hour (keep TTLs short and renew instead).
 //
-// Redlock waiters queue on each node only to be woken, not in order: fair
+// Every call returns as soon as a quorum has decided its outcome; the
+// answers of slower nodes are handled (late votes rolled back) by
+// goroutines that Close waits for.
+//
+// Redlock waiters are woken by any node's release, in any order: fair
 // per-node queues could each put a different waiter first and let nobody
-// win a majority. A release wakes every waiter, so Redlock waiting is
-// prompt but not fair.
+// win a quorum. Redlock waiting is prompt but not fair.
 type Redlock struct {
 	nodes       []*Provider
 	quorum      int
@@ -67,21 +111,43 @@ type Redlock struct {
 	nodeTimeout time.Duration
 	poll        time.Duration
 	closed      atomic.Bool
+	id          string        // names this Redlock's admission claims
+	seq         atomic.Uint64 // numbers them
+
+	bgCtx    context.Context // ended by Close: stops admissions
+	bgCancel context.CancelFunc
+	bgMu     sync.Mutex
+	// bgClosed is guarded by bgMu; bg counts the goroutines started by goBG.
+	bgClosed bool
+	bg       sync.WaitGroup
+
+	busyMu sync.Mutex
+	// busy is guarded by busyMu: the nodes where a vote of a key and token
+	// is in flight or being undone. A try skips them, so that a late undo
+	// never meets a later vote of the same token.
+	busy map[busyKey]*busyMark
+
+	admitMu sync.Mutex
+	// admitting is guarded by admitMu: the running admission, or nil.
+	admitting *admission
 }
 
-// NewRedlock returns a Redlock over the given independent nodes: an odd
-// number of clients, each of one Redis deployment, created with
+// NewRedlock returns a Redlock over the given independent nodes: N ≥ 1
+// clients, each of one redis-server (or a Sentinel-managed primary; not a
+// Cluster or Ring: the node marker is one key per node), created with
 // ContextTimeoutEnabled (go-redis otherwise ignores context deadlines on the
-// socket, so a hung node could not be cut off at NodeTimeout). It does not
-// own the clients. opts may be nil.
+// socket, so a hung node could not be cut off at NodeTimeout). The quorum
+// is N/2+1, so an even N tolerates no more lost nodes than N−1 does (4
+// nodes, like 3, survive one) and costs one more vote per grant. It does
+// not own the clients. opts may be nil.
 func NewRedlock(clients []redis.UniversalClient, opts *RedlockOptions) (*Redlock, error) {
 	var o RedlockOptions
 	if opts != nil {
 		o = *opts
 	}
 	switch {
-	case len(clients)%2 == 0:
-		return nil, &provider.ArgError{Arg: "clients", Reason: fmt.Sprintf("need an odd number of nodes, got %d", len(clients))}
+	case len(clients) == 0:
+		return nil, &provider.ArgError{Arg: "clients", Reason: "need at least one node"}
 	case o.DriftFactor < 0 || o.DriftFactor >= 0.5:
 		return nil, &provider.ArgError{Arg: "DriftFactor", Reason: "must be in [0, 0.5)"}
 	case o.NodeTimeout < 0:
@@ -91,6 +157,8 @@ func NewRedlock(clients []redis.UniversalClient, opts *RedlockOptions) (*Redlock
 		quorum:      len(clients)/2 + 1,
 		drift:       o.DriftFactor,
 		nodeTimeout: o.NodeTimeout,
+		id:          uuid.NewString(),
+		busy:        make(map[busyKey]*busyMark),
 	}
 	if r.drift == 0 {
 		r.drift = DefaultDriftFactor
@@ -99,6 +167,11 @@ func NewRedlock(clients []redis.UniversalClient, opts *RedlockOptions) (*Redlock
 		r.nodeTimeout = DefaultNodeTimeout
 	}
 	for i, c := range clients {
+		switch c.(type) {
+		case *redis.ClusterClient, *redis.Ring:
+			return nil, &provider.ArgError{Arg: fmt.Sprintf("clients[%d]", i),
+				Reason: "a Redlock node must be one server (a Cluster or Ring spreads the node marker's and the locks' keys over several)"}
+		}
 		if enabled, known := contextTimeouts(c); known && !enabled {
 			return nil, &provider.ArgError{Arg: fmt.Sprintf("clients[%d]", i),
 				Reason: "set ContextTimeoutEnabled in its options: without it a hung node ignores NodeTimeout and eats the hold's validity"}
@@ -111,25 +184,92 @@ func NewRedlock(clients []redis.UniversalClient, opts *RedlockOptions) (*Redlock
 		r.nodes = append(r.nodes, p)
 	}
 	r.poll = r.nodes[0].poll
+	r.bgCtx, r.bgCancel = context.WithCancel(context.Background())
 	return r, nil
 }
 
-// fanOut calls fn on every node at once, each with its own deadline, and
-// returns the results in node order. All calls have returned when it does.
-func fanOut[T any](ctx context.Context, nodes []*Provider, timeout time.Duration, fn func(ctx context.Context, n *Provider) T) []T {
-	out := make([]T, len(nodes))
-	var wg sync.WaitGroup
-	for i, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			nctx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			out[i] = fn(nctx, n)
-		}()
+// nodeKeys returns a node's Redlock keys: its marker, its admission wait
+// and the admission claims on it. They have no hash tag and cannot clash
+// with a lock's keys, which start with prefix + "{".
+func (p *Provider) nodeKeys() (marker, wait, claims string) {
+	return p.prefix + "redlock:node", p.prefix + "redlock:wait", p.prefix + "redlock:claims"
+}
+
+// goBG runs f in a goroutine that Close waits for, or, once Close has
+// begun, in the caller's.
+func (r *Redlock) goBG(f func()) {
+	r.bgMu.Lock()
+	if r.bgClosed {
+		r.bgMu.Unlock()
+		f()
+		return
 	}
-	wg.Wait()
-	return out
+	r.bg.Add(1)
+	r.bgMu.Unlock()
+	go func() {
+		defer r.bg.Done()
+		f()
+	}()
+}
+
+// ask calls fn on the nodes listed, at once, each with its own timeout
+// and not cancelled with ctx: an answer that comes after the caller has
+// decided is still needed, to undo what it did. decide (nil: wait for all)
+// sees each answer as it arrives, in the caller's goroutine, and returns
+// true once the outcome is settled; ask then returns the answers so far
+// (answered[i] set) and hands each later one to late (nil: drop), in a
+// background goroutine. ask also returns when ctx ends.
+func ask[T any](ctx context.Context, r *Redlock, nodes []int, timeout time.Duration,
+	fn func(ctx context.Context, i int, n *Provider) T, decide func(i int, x T) bool, late func(i int, x T),
+) (out []T, answered []bool) {
+	type answer struct {
+		i int
+		x T
+	}
+	ch := make(chan answer, len(nodes))
+	base := context.WithoutCancel(ctx)
+	for _, i := range nodes {
+		r.goBG(func() {
+			nctx, cancel := context.WithTimeout(base, timeout)
+			defer cancel()
+			ch <- answer{i, fn(nctx, i, r.nodes[i])}
+		})
+	}
+	out, answered = make([]T, len(r.nodes)), make([]bool, len(r.nodes))
+	got := 0
+wait:
+	for got < len(nodes) {
+		select {
+		case a := <-ch:
+			got++
+			out[a.i], answered[a.i] = a.x, true
+			if decide != nil && decide(a.i, a.x) {
+				break wait
+			}
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	if rest := len(nodes) - got; rest > 0 {
+		r.goBG(func() {
+			for range rest {
+				a := <-ch
+				if late != nil {
+					late(a.i, a.x)
+				}
+			}
+		})
+	}
+	return out, answered
+}
+
+// all lists every node.
+func (r *Redlock) all() []int {
+	idx := make([]int, len(r.nodes))
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
 }
 
 func (r *Redlock) timeout(ttl time.Duration) time.Duration {
@@ -151,121 +291,414 @@ func (r *Redlock) grant(fence uint64, start time.Time, ttl time.Duration) provid
 	return provider.Grant{Fence: fence, Expires: start.Add(ttl - r.allowance(ttl))}
 }
 
-// unavailable reports that failures alone left fewer than a quorum of
-// nodes able to answer.
-func (r *Redlock) unavailable(errs []error) error {
-	var failed []error
-	for _, err := range errs {
-		if err != nil && !refused(err) && !errors.Is(err, provider.ErrNotHeld) {
-			failed = append(failed, err)
+// unsent reports whether err is a failure to connect, so that the request
+// cannot have reached the node.
+func unsent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// A node's answer to a vote.
+const (
+	voteGranted    = iota
+	voteHeld       // somebody holds the key there
+	voteUnadmitted // the node lost its data and is not admitted
+	voteWaiting    // re-admitted, waiting out the longest TTL
+	voteFailed     // no answer: the vote may or may not have run
+	voteSkipped    // not asked: an earlier try's answer is still pending there
+)
+
+type vote struct {
+	kind   int
+	fence  uint64
+	d      time.Duration // voteHeld: the holder's PTTL; voteWaiting: the wait left
+	holder string        // voteHeld: the holder's token
+	err    error
+}
+
+// vote runs the acquire script on node n.
+func (r *Redlock) vote(ctx context.Context, n *Provider, key, token string, ttl time.Duration, wait bool) vote {
+	lock, counter, _, waiters := n.keys(key)
+	marker, admission, _ := n.nodeKeys()
+	join := 0
+	if wait {
+		join = 1
+	}
+	res, err := redlockAcquire.Run(ctx, n.c, []string{lock, counter, waiters, marker, admission, tombstone(lock, token)},
+		token, ms(ttl), join, ms(3*n.poll)).Slice()
+	if err != nil {
+		return vote{kind: voteFailed, err: err}
+	}
+	var (
+		code, x int64
+		holder  string
+		okx     = len(res) >= 2
+	)
+	if okx {
+		code, okx = res[0].(int64)
+		x, _ = res[1].(int64)
+	}
+	if len(res) == 3 {
+		holder, _ = res[2].(string)
+	}
+	if !okx {
+		return vote{kind: voteFailed, err: fmt.Errorf("acquire script returned %v", res)}
+	}
+	d := time.Duration(x) * time.Millisecond
+	switch code {
+	case 1:
+		return vote{kind: voteGranted, fence: uint64(x)}
+	case 0:
+		return vote{kind: voteHeld, d: d, holder: holder}
+	case -1:
+		return vote{kind: voteUnadmitted}
+	default:
+		return vote{kind: voteWaiting, d: d}
+	}
+}
+
+// undo rolls back token's vote on node i: the one with fence, or, for
+// fence 0, any (its answer was lost, so it may also not have run yet: it
+// then leaves a tombstone). It wakes waiters only if wake is set: the undo
+// of a vote that came back late, or of a quorum of votes (which others may
+// have seen as a hold).
+func (r *Redlock) undo(ctx context.Context, i int, key, token string, fence uint64, ttl time.Duration, wake bool) error {
+	n := r.nodes[i]
+	lock, counter, _, waiters := n.keys(key)
+	tomb := int64(0)
+	if fence == 0 {
+		tomb = ms(ttl)
+	}
+	return redlockRelease.Run(ctx, n.c, []string{lock, counter, waiters, tombstone(lock, token)},
+		token, "undo", n.channel, key, fence, tomb, wake).Err()
+}
+
+// undoLater runs undo in the background, waking waiters, and then ends
+// node i's busy mark.
+func (r *Redlock) undoLater(i int, key, token string, fence uint64, ttl time.Duration) {
+	r.goBG(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), r.nodeTimeout)
+		defer cancel()
+		_ = r.undo(ctx, i, key, token, fence, ttl, true) // else the TTL or the tombstone does it
+		r.done(i, key, token)
+	})
+}
+
+type busyKey struct {
+	node       int
+	key, token string
+}
+
+// busyMark is a vote or release of one key and token in flight on a node.
+type busyMark struct {
+	released bool          // a Release was sent meanwhile
+	done     chan struct{} // closed when it ends
+}
+
+// claim marks node i busy with a vote of key and token; it reports false
+// if it already was.
+func (r *Redlock) claim(i int, key, token string) bool {
+	r.busyMu.Lock()
+	defer r.busyMu.Unlock()
+	k := busyKey{i, key, token}
+	if _, ok := r.busy[k]; ok {
+		return false
+	}
+	r.busy[k] = &busyMark{done: make(chan struct{})}
+	return true
+}
+
+// done ends what claim began. It reports whether a Release of key and
+// token was sent meanwhile, so that the vote, if it granted, must be freed.
+func (r *Redlock) done(i int, key, token string) (released bool) {
+	r.busyMu.Lock()
+	defer r.busyMu.Unlock()
+	k := busyKey{i, key, token}
+	m := r.busy[k]
+	if m == nil {
+		return false
+	}
+	delete(r.busy, k)
+	close(m.done)
+	return m.released
+}
+
+// releasing notes a Release of key and token on node i, busy with a vote
+// of it.
+func (r *Redlock) releasing(i int, key, token string) {
+	r.busyMu.Lock()
+	defer r.busyMu.Unlock()
+	if m := r.busy[busyKey{i, key, token}]; m != nil {
+		m.released = true
+	}
+}
+
+// idle waits until no node is busy with key and token, or ctx ends; it
+// reports whether they all ended.
+func (r *Redlock) idle(ctx context.Context, key, token string) bool {
+	var marks []chan struct{}
+	r.busyMu.Lock()
+	for i := range r.nodes {
+		if m := r.busy[busyKey{i, key, token}]; m != nil {
+			marks = append(marks, m.done)
 		}
 	}
-	if len(r.nodes)-len(failed) >= r.quorum {
-		return nil
+	r.busyMu.Unlock()
+	for _, done := range marks {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return false
+		}
 	}
-	// The node errors are quoted, not wrapped: a node that timed out says
-	// ErrNotAcquired, which must not make this error match it.
-	return fmt.Errorf("%w: %d of %d nodes failed, quorum is %d: %v",
-		provider.ErrUnavailable, len(failed), len(r.nodes), r.quorum, errors.Join(failed...))
+	return true
 }
 
-type tryResult struct {
-	g         provider.Grant
-	holderTTL time.Duration
-	err       error
+// outcome is the result of one try.
+type outcome struct {
+	g      provider.Grant
+	retry  time.Duration // when to try again unwoken: the soonest holder expiry or admission wait; -1 unknown
+	split  bool          // some nodes voted for us, too few
+	admit  bool          // a node is not admitted
+	failed bool          // a node failed (not only unadmitted or waiting)
+	busy   bool          // nodes busy with an earlier vote were needed
+	err    error
 }
 
-// try asks every node once (mode tryOnce or waitAnyOrder). It returns the
-// grant, or ErrNotAcquired with the soonest holder expiry seen, or
-// ErrUnavailable.
-func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration, mode int) (provider.Grant, time.Duration, error) {
+// try asks every node for its vote once, but those still busy with an
+// earlier vote of key and token.
+func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration, wait bool) outcome {
 	start := time.Now()
-	res := fanOut(ctx, r.nodes, r.timeout(ttl), func(ctx context.Context, n *Provider) tryResult {
-		g, h, err := n.try(ctx, key, token, ttl, mode)
-		return tryResult{g, h, err}
-	})
+	var asked []int
+	for i := range r.nodes {
+		if r.claim(i, key, token) {
+			asked = append(asked, i)
+		}
+	}
+	n, q := len(r.nodes), r.quorum
 	var (
-		granted   []int
-		fence     uint64
-		equal     = true
-		holderTTL = time.Duration(-1)
-		errs      = make([]error, len(res))
+		granted, answered int
+		cannot            int                    // answers that cannot vote
+		holders           = make(map[string]int) // token → nodes that refused for it
+		decided           = make(chan struct{})  // closed once ok is set
+		ok                bool
+		final             uint64 // the grant's fence, once ok
 	)
-	for i, x := range res {
-		errs[i] = x.err
+	votes, got := ask(ctx, r, asked, r.timeout(ttl),
+		func(ctx context.Context, _ int, node *Provider) vote { return r.vote(ctx, node, key, token, ttl, wait) },
+		func(i int, v vote) bool {
+			answered++
+			switch v.kind {
+			case voteGranted:
+				granted++
+			case voteHeld:
+				holders[v.holder]++
+			case voteUnadmitted, voteWaiting, voteFailed:
+				cannot++
+			}
+			switch {
+			case granted >= q:
+				return true
+			case granted+len(asked)-answered >= q:
+				return false // a grant is still possible
+			case answered == len(asked) || cannot > n-q:
+				return true // refused, and why is known: unavailable or held
+			}
+			for _, c := range holders { // held by one holder on a quorum
+				if c >= q {
+					return true
+				}
+			}
+			return false // held by partial votes, or nodes down: wait to tell which
+		},
+		func(i int, v vote) { // a late answer
+			<-decided
+			switch {
+			case ok && v.kind == voteGranted: // one more node of the hold
+				ctx, cancel := context.WithTimeout(context.Background(), r.nodeTimeout)
+				if r.done(i, key, token) { // released before this vote came back
+					_ = r.undo(ctx, i, key, token, v.fence, ttl, true)
+				} else if v.fence != final {
+					_ = r.raiseNode(ctx, r.nodes[i], key, token, final)
+				}
+				cancel()
+				return
+			case v.kind == voteUnadmitted:
+				r.startAdmission()
+			case ok:
+			case v.kind == voteGranted:
+				r.undoLater(i, key, token, v.fence, ttl)
+				return
+			case v.kind == voteFailed:
+				r.undoLater(i, key, token, 0, ttl)
+				return
+			}
+			r.done(i, key, token)
+		})
+	defer close(decided)
+
+	var (
+		grants []int
+		fence  uint64
+		equal  = true
+		o      = outcome{retry: -1}
+		counts [voteSkipped + 1]int
+	)
+	for i := range n {
+		v := votes[i]
 		switch {
-		case x.err == nil:
-			if len(granted) > 0 && x.g.Fence != fence {
+		case !slices.Contains(asked, i):
+			counts[voteSkipped]++
+			continue
+		case !got[i]:
+			continue // late: handled above
+		}
+		counts[v.kind]++
+		switch v.kind {
+		case voteGranted:
+			if len(grants) > 0 && v.fence != fence {
 				equal = false
 			}
-			granted = append(granted, i)
-			fence = max(fence, x.g.Fence)
-		case refused(x.err) && x.holderTTL >= 0: // not a node that timed out
-			if holderTTL < 0 || x.holderTTL < holderTTL {
-				holderTTL = x.holderTTL
+			grants = append(grants, i)
+			fence = max(fence, v.fence)
+		case voteHeld, voteWaiting:
+			if o.retry < 0 || v.d < o.retry {
+				o.retry = v.d
 			}
 		}
-	}
-	ok := len(granted) >= r.quorum && r.validity(start, ttl) > 0
-	if ok && !equal {
-		ok = r.raise(ctx, key, token, fence, granted, ttl) && r.validity(start, ttl) > 0
-	}
-	if ok {
-		return r.grant(fence, start, ttl), 0, nil
-	}
-	if len(granted) > 0 || slices.ContainsFunc(errs, func(err error) bool {
-		return err != nil && !refused(err)
-	}) { // a failed node may have granted with its reply lost
-		r.rollback(ctx, key, token, ttl)
-	}
-	if ctx.Err() != nil {
-		return provider.Grant{}, 0, provider.CtxError(ctx)
-	}
-	if err := r.unavailable(errs); err != nil {
-		return provider.Grant{}, 0, err
-	}
-	return provider.Grant{}, holderTTL, provider.ErrNotAcquired
-}
-
-// raise writes fence back to the granting nodes; it reports whether a
-// majority now records it.
-func (r *Redlock) raise(ctx context.Context, key, token string, fence uint64, granted []int, ttl time.Duration) bool {
-	nodes := make([]*Provider, len(granted))
-	for i, g := range granted {
-		nodes[i] = r.nodes[g]
-	}
-	errs := fanOut(ctx, nodes, r.timeout(ttl), func(ctx context.Context, n *Provider) error {
-		return n.raise(ctx, key, token, fence)
-	})
-	raised := 0
-	for _, err := range errs {
-		if err == nil {
-			raised++
+		if v.kind != voteGranted && v.kind != voteFailed {
+			r.done(i, key, token)
 		}
 	}
+	ok = len(grants) >= q && r.validity(start, ttl) > 0
+	raised := false
+	if ok && !equal {
+		raised = true
+		ok = r.raise(ctx, key, token, fence, grants, ttl) && r.validity(start, ttl) > 0
+	}
+	if ok {
+		final = fence
+		for i := range n {
+			if got[i] && (votes[i].kind == voteGranted || votes[i].kind == voteFailed) {
+				r.done(i, key, token) // a failed vote may hold: Release frees it
+			}
+		}
+		o.g = r.grant(fence, start, ttl)
+		return o
+	}
+	// Roll back: the votes we saw now (their nodes answer), lost answers
+	// in the background.
+	ask(ctx, r, grants, r.timeout(ttl), func(ctx context.Context, i int, _ *Provider) error {
+		f := votes[i].fence
+		if raised {
+			f = 0 // the raise may have rewritten it: free the hold, keep the counter
+		}
+		if err := r.undo(ctx, i, key, token, f, ttl, len(grants) >= q); err != nil {
+			r.undoLater(i, key, token, 0, ttl)
+			return err
+		}
+		r.done(i, key, token)
+		return nil
+	}, nil, nil)
+	for i := range n {
+		if got[i] && votes[i].kind == voteFailed {
+			r.undoLater(i, key, token, 0, ttl)
+		}
+	}
+	o.admit = counts[voteUnadmitted] > 0
+	o.failed = counts[voteFailed] > 0
+	if o.admit {
+		r.startAdmission()
+	}
+	if ctx.Err() != nil {
+		o.err = provider.CtxError(ctx)
+		return o
+	}
+	cannot = counts[voteUnadmitted] + counts[voteWaiting] + counts[voteFailed]
+	if cannot > n-q {
+		var errs []error
+		for i := range n {
+			if got[i] && votes[i].kind == voteFailed {
+				errs = append(errs, fmt.Errorf("node %d: %w", i, votes[i].err))
+			}
+		}
+		// The node errors are quoted, not wrapped: a node that timed out
+		// says DeadlineExceeded, which must not make this error match it.
+		o.err = provider.Unavailable(fmt.Errorf("redlock: %d of %d nodes cannot vote (%d not admitted, %d waiting out their admission, %d failed), quorum is %d: %v",
+			cannot, n, counts[voteUnadmitted], counts[voteWaiting], counts[voteFailed], q, errors.Join(errs...)))
+		return o
+	}
+	if counts[voteSkipped] > 0 && cannot+counts[voteSkipped] > n-q {
+		// Nodes still busy with an earlier vote of ours are needed for a
+		// quorum: ask again once they are done.
+		o.err, o.busy = provider.ErrNotAcquired, true
+		return o
+	}
+	// Held. By one holder on a quorum of the answers: wait for its
+	// release (a late undo of such votes wakes the waiters too). Otherwise
+	// the key is held only by the partial votes of a split, which are
+	// undone without a wake-up: retry after a jittered pause.
+	held := false
+	for _, c := range holders {
+		held = held || c >= q
+	}
+	o.split = len(grants) > 0 || !held
+	o.err = provider.ErrNotAcquired
+	return o
+}
+
+// raise records fence on the granting nodes; it reports whether a quorum
+// now records it.
+func (r *Redlock) raise(ctx context.Context, key, token string, fence uint64, granted []int, ttl time.Duration) bool {
+	raised, answered := 0, 0
+	ask(ctx, r, granted, r.timeout(ttl), func(ctx context.Context, _ int, n *Provider) bool {
+		return r.raiseNode(ctx, n, key, token, fence) == nil
+	}, func(_ int, ok bool) bool {
+		answered++
+		if ok {
+			raised++
+		}
+		return raised >= r.quorum || raised+len(granted)-answered < r.quorum
+	}, nil)
 	return raised >= r.quorum
 }
 
-// rollback frees what a failed try granted, whatever ctx says: a partial
-// grant must not wait for its TTL.
-func (r *Redlock) rollback(ctx context.Context, key, token string, ttl time.Duration) {
-	fanOut(context.WithoutCancel(ctx), r.nodes, r.timeout(ttl), func(ctx context.Context, n *Provider) error {
-		_, err := n.release(ctx, key, token)
-		return err
-	})
+// raiseNode records fence as the fence of token's vote on n.
+func (r *Redlock) raiseNode(ctx context.Context, n *Provider, key, token string, fence uint64) error {
+	lock, counter, _, _ := n.keys(key)
+	marker, _, _ := n.nodeKeys()
+	v, err := redlockRaise.Run(ctx, n.c, []string{lock, counter, marker}, token, fence).Int64()
+	if err == nil && v != 1 {
+		err = provider.ErrNotHeld
+	}
+	return err
 }
 
-// TryAcquire implements provider.Provider.
+// TryAcquire implements provider.Provider. If nodes that lost their data
+// keep a quorum from voting, it waits (within ctx) for their admission
+// once: so the first call on a new deployment admits every node.
 func (r *Redlock) TryAcquire(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
 	if err := usable(&r.closed, provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
 		return provider.Grant{}, err
 	}
-	g, _, err := r.try(ctx, key, token, ttl, tryOnce)
-	return g, err
+	if ctx.Err() != nil {
+		return provider.Grant{}, provider.CtxError(ctx)
+	}
+	o := r.try(ctx, key, token, ttl, false)
+	if o.busy && r.idle(ctx, key, token) {
+		o = r.try(ctx, key, token, ttl, false)
+	}
+	if o.admit && errors.Is(o.err, provider.ErrUnavailable) && r.awaitAdmission(ctx) && r.idle(ctx, key, token) {
+		o = r.try(ctx, key, token, ttl, false)
+	}
+	return o.g, o.err
 }
 
 // Acquire implements provider.Provider. A release published by any node
-// wakes the waiter.
+// wakes the waiter; after a split vote it retries after a jittered pause.
+// It waits for nodes that are being re-admitted; store failures that leave
+// no quorum end it with ErrUnavailable after maxStoreRetries+1 tries in a
+// row (each bounded by NodeTimeout), not when ctx ends.
 func (r *Redlock) Acquire(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
 	if err := usable(&r.closed, provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
 		return provider.Grant{}, err
@@ -274,96 +707,244 @@ func (r *Redlock) Acquire(ctx context.Context, key, token string, ttl time.Durat
 		return provider.Grant{}, provider.CtxError(ctx)
 	}
 	wake := make(chan struct{}, 1)
-	stops := fanOut(ctx, r.nodes, r.nodeTimeout, func(ctx context.Context, n *Provider) func() {
-		return n.watch(ctx, key, "", wake)
-	})
-	for _, stop := range stops {
-		defer stop()
+	// Watch before the first try, so that no release after it is missed
+	// (each node's subscription is set up once per provider).
+	stops := make([]func(), len(r.nodes))
+	var watchers sync.WaitGroup
+	for i, n := range r.nodes {
+		watchers.Add(1)
+		go func() {
+			defer watchers.Done()
+			stops[i] = n.watch(ctx, key, "", wake)
+		}()
 	}
-	g, err := waitLoop(ctx, wake, r.poll, func() (provider.Grant, time.Duration, error) {
-		if r.closed.Load() {
-			return provider.Grant{}, 0, provider.ErrClosed
+	watchers.Wait()
+	defer func() {
+		for _, stop := range stops {
+			stop()
 		}
-		return r.try(ctx, key, token, ttl, waitAnyOrder)
-	})
-	if err != nil { // try rolled back any grants; leave the queues
-		fanOut(ctx, r.nodes, r.nodeTimeout, func(ctx context.Context, n *Provider) struct{} {
-			n.giveUp(ctx, key, token, ttl, false)
-			return struct{}{}
-		})
+	}()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	admitted, failures := false, 0
+	var last error
+loop:
+	for {
+		if r.closed.Load() {
+			last = provider.ErrClosed
+			break
+		}
+		o := r.try(ctx, key, token, ttl, true)
+		if o.err == nil {
+			return o.g, nil
+		}
+		last = o.err
+		if ctx.Err() != nil {
+			break
+		}
+		d := time.Duration(float64(r.poll) * (0.5 + rand.Float64()))
+		unavailable := errors.Is(o.err, provider.ErrUnavailable)
+		if unavailable && o.failed {
+			if failures++; failures > maxStoreRetries {
+				break // a store failure that lasts ends the wait
+			}
+			d = time.Duration(rand.Int64N(int64(r.splitPause(ttl)))) + time.Millisecond
+		} else if !o.busy {
+			failures = 0
+		}
+		switch {
+		case unavailable && o.admit: // the first call on new nodes, or nodes that lost their data
+			if admitted || !r.awaitAdmission(ctx) || !r.idle(ctx, key, token) {
+				break loop
+			}
+			admitted, d = true, time.Millisecond
+		case o.busy:
+			if !r.idle(ctx, key, token) {
+				break loop
+			}
+			d = time.Millisecond
+		case o.split: // jittered, so that the voters of a split do not meet again
+			d = min(d, time.Duration(rand.Int64N(int64(r.splitPause(ttl))))+time.Millisecond)
+		}
+		if o.retry >= 0 && o.retry < d {
+			d = max(o.retry, time.Millisecond) // PTTL 0: lapsing right now
+		}
+		timer.Reset(d)
+		select {
+		case <-wake:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
 	}
-	return g, err
+	r.leave(key, token)
+	switch {
+	case ctx.Err() == nil || errors.Is(last, provider.ErrClosed):
+		return provider.Grant{}, last
+	case errors.Is(last, provider.ErrUnavailable):
+		return provider.Grant{}, errors.Join(provider.CtxError(ctx), last)
+	}
+	return provider.Grant{}, provider.CtxError(ctx)
+}
+
+// maxStoreRetries is how many tries in a row that fail for node failures
+// (timeouts under load, a node restarting) Acquire repeats before it
+// reports ErrUnavailable.
+const maxStoreRetries = 1
+
+// splitPause bounds the random pause after a split vote: a few node round
+// trips, never more than a tenth of the TTL.
+func (r *Redlock) splitPause(ttl time.Duration) time.Duration {
+	return max(min(5*time.Millisecond, ttl/10), time.Millisecond)
+}
+
+// leave takes token off every node's waiter list, in the background.
+func (r *Redlock) leave(key, token string) {
+	ask(context.Background(), r, r.all(), r.nodeTimeout, func(ctx context.Context, _ int, n *Provider) error {
+		lock, counter, _, waiters := n.keys(key)
+		return redlockRelease.Run(ctx, n.c, []string{lock, counter, waiters, tombstone(lock, token)},
+			token, "leave", n.channel, key, 0, 1, 0).Err()
+	}, func(int, error) bool { return true }, nil)
 }
 
 // Release implements provider.Provider. It frees token's hold on every
-// node; it returns ErrNotHeld unless a majority had it.
+// node. It returns nil once a quorum has freed it; ErrNotHeld when so few
+// nodes can have had it (freed ones plus unanswered ones) that it was no
+// quorum hold; otherwise ErrOutcomeUnknown (ErrUnavailable if nothing was
+// freed and no request reached a node).
 func (r *Redlock) Release(ctx context.Context, key, token string) error {
 	if err := usable(&r.closed, provider.CheckKey(key), provider.CheckToken(token)); err != nil {
 		return err
 	}
-	return r.releaseAll(ctx, key, token)
+	return r.release(ctx, key, token, "release")
 }
 
-func (r *Redlock) releaseAll(ctx context.Context, key, token string) error {
-	errs := fanOut(ctx, r.nodes, r.nodeTimeout, func(ctx context.Context, n *Provider) error {
-		freed, err := n.release(ctx, key, token)
-		if err == nil && !freed {
-			err = provider.ErrNotHeld
-		}
-		return err
-	})
-	freed := 0
-	for _, err := range errs {
-		if err == nil {
-			freed++
+// release runs the release script on every node (token "": whoever holds
+// the key).
+func (r *Redlock) release(ctx context.Context, key, token, mode string) error {
+	freed, notHeld := 0, 0
+	n, q := len(r.nodes), r.quorum
+	// A node busy with a vote of token frees it when the vote comes back;
+	// one that is not is busy with this release until it comes back, so
+	// that a later vote of the same token cannot meet it.
+	claimed := make([]bool, n)
+	for i := range n {
+		if claimed[i] = r.claim(i, key, token); !claimed[i] {
+			r.releasing(i, key, token)
 		}
 	}
-	if freed >= r.quorum {
+	res, got := ask(ctx, r, r.all(), r.nodeTimeout, func(ctx context.Context, i int, node *Provider) error {
+		if claimed[i] {
+			defer r.done(i, key, token)
+		}
+		lock, counter, _, waiters := node.keys(key)
+		v, err := redlockRelease.Run(ctx, node.c, []string{lock, counter, waiters, tombstone(lock, token)},
+			token, mode, node.channel, key, 0, 1, 0).Int64()
+		if err == nil && v != 1 {
+			return provider.ErrNotHeld
+		}
+		return err
+	}, func(_ int, err error) bool {
+		switch {
+		case err == nil:
+			freed++
+		case errors.Is(err, provider.ErrNotHeld):
+			notHeld++
+		}
+		return freed >= q || notHeld > n-q
+	}, nil)
+	return r.verdict(freed, notHeld, res, got, provider.ErrNotHeld)
+}
+
+// verdict classifies a call to every node that changes what it holds:
+// done is how many applied it, refused how many definitely did not.
+func (r *Redlock) verdict(done, refused int, errs []error, got []bool, refusal error) error {
+	n, q := len(r.nodes), r.quorum
+	if done >= q {
 		return nil
 	}
-	if err := r.unavailable(errs); err != nil {
-		return err
+	unknown := n - done - refused
+	if done+unknown < q {
+		return refusal
 	}
-	return provider.ErrNotHeld
+	var failed []error
+	sent := done > 0
+	for i, err := range errs {
+		switch {
+		case !got[i]:
+			sent = true
+			failed = append(failed, fmt.Errorf("node %d: no answer yet", i))
+		case err != nil && !errors.Is(err, refusal):
+			sent = sent || !unsent(err)
+			failed = append(failed, fmt.Errorf("node %d: %w", i, err))
+		}
+	}
+	cause := fmt.Errorf("redlock: %d of %d nodes applied it, %d refused, %d did not answer, quorum is %d: %v",
+		done, n, refused, unknown, q, errors.Join(failed...))
+	if !sent {
+		return provider.Unavailable(cause)
+	}
+	return provider.OutcomeUnknown(cause)
 }
 
-// Extend implements provider.Provider.
+// Extend implements provider.Provider. It succeeds once a quorum has
+// extended the hold within validity; it returns ErrNotHeld when so few
+// nodes can still have it that it is no quorum hold, and otherwise
+// ErrOutcomeUnknown (so auto-renewal tries again rather than ending).
 func (r *Redlock) Extend(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
 	if err := usable(&r.closed, provider.CheckKey(key), provider.CheckToken(token), provider.CheckTTL(ttl)); err != nil {
 		return provider.Grant{}, err
 	}
 	start := time.Now()
 	type result struct {
-		g   provider.Grant
-		err error
+		fence uint64
+		err   error
 	}
-	res := fanOut(ctx, r.nodes, r.timeout(ttl), func(ctx context.Context, n *Provider) result {
-		g, err := n.Extend(ctx, key, token, ttl)
-		return result{g, err}
-	})
-	var (
-		extended int
-		fence    uint64
-		errs     = make([]error, len(res))
-	)
+	extended, notHeld := 0, 0
+	var fence uint64
+	n, q := len(r.nodes), r.quorum
+	res, got := ask(ctx, r, r.all(), r.timeout(ttl), func(ctx context.Context, _ int, node *Provider) result {
+		lock, _, _, _ := node.keys(key)
+		marker, _, _ := node.nodeKeys()
+		f, err := redlockExtend.Run(ctx, node.c, []string{lock, marker}, token, ms(ttl)).Int64()
+		if err == nil && f <= 0 {
+			err = provider.ErrNotHeld
+		}
+		return result{uint64(max(f, 0)), err}
+	}, func(_ int, x result) bool {
+		switch {
+		case x.err == nil:
+			extended++
+			fence = max(fence, x.fence)
+		case errors.Is(x.err, provider.ErrNotHeld):
+			notHeld++
+		}
+		return extended >= q || notHeld > n-q
+	}, nil)
+	errs := make([]error, n)
 	for i, x := range res {
 		errs[i] = x.err
-		if x.err == nil {
-			extended++
-			fence = max(fence, x.g.Fence)
-		}
 	}
-	if extended >= r.quorum && r.validity(start, ttl) > 0 {
-		return r.grant(fence, start, ttl), nil
-	}
-	if err := r.unavailable(errs); err != nil {
+	if err := r.verdict(extended, notHeld, errs, got, provider.ErrNotHeld); err != nil {
 		return provider.Grant{}, err
 	}
-	return provider.Grant{}, provider.ErrNotHeld
+	if r.validity(start, ttl) <= 0 { // a quorum extended it, too late to count on
+		return provider.Grant{}, provider.OutcomeUnknown(errors.New("redlock: extended by a quorum after its validity"))
+	}
+	return r.grant(fence, start, ttl), nil
 }
 
-// State implements provider.Provider. A key is held if a majority of nodes
-// agree on its token; the TTL reported is the time the majority lasts.
+// State implements provider.Provider. A key is held if a quorum of nodes
+// agree on its token; the TTL reported is the time the quorum lasts.
 func (r *Redlock) State(ctx context.Context, key string) (provider.State, error) {
 	if err := usable(&r.closed, provider.CheckKey(key)); err != nil {
 		return provider.State{}, err
@@ -372,20 +953,42 @@ func (r *Redlock) State(ctx context.Context, key string) (provider.State, error)
 		st  provider.State
 		err error
 	}
-	res := fanOut(ctx, r.nodes, r.nodeTimeout, func(ctx context.Context, n *Provider) result {
-		st, err := n.State(ctx, key)
+	n, q := len(r.nodes), r.quorum
+	tokens := make(map[string]int)
+	free := 0
+	res, got := ask(ctx, r, r.all(), r.nodeTimeout, func(ctx context.Context, _ int, node *Provider) result {
+		st, err := node.State(ctx, key)
 		return result{st, err}
-	})
-	errs := make([]error, len(res))
+	}, func(_ int, x result) bool {
+		switch {
+		case x.err != nil:
+		case x.st.Held:
+			tokens[x.st.Token]++
+			if tokens[x.st.Token] >= q {
+				return true
+			}
+		default:
+			free++
+		}
+		return free > n-q
+	}, nil)
+	answered := 0
+	var errs []error
 	byToken := make(map[string][]provider.State)
 	for i, x := range res {
-		errs[i] = x.err
-		if x.err == nil && x.st.Held {
-			byToken[x.st.Token] = append(byToken[x.st.Token], x.st)
+		switch {
+		case !got[i]:
+		case x.err != nil:
+			errs = append(errs, fmt.Errorf("node %d: %w", i, x.err))
+		default:
+			answered++
+			if x.st.Held {
+				byToken[x.st.Token] = append(byToken[x.st.Token], x.st)
+			}
 		}
 	}
 	for token, sts := range byToken {
-		if len(sts) < r.quorum {
+		if len(sts) < q {
 			continue
 		}
 		st := provider.State{Held: true, Token: token}
@@ -395,11 +998,11 @@ func (r *Redlock) State(ctx context.Context, key string) (provider.State, error)
 			ttls[i] = s.TTL
 		}
 		slices.Sort(ttls)
-		st.TTL = ttls[len(ttls)-r.quorum] // the quorum-th longest
+		st.TTL = ttls[len(ttls)-q] // the quorum-th longest
 		return st, nil
 	}
-	if err := r.unavailable(errs); err != nil {
-		return provider.State{}, err
+	if answered < q {
+		return provider.State{}, provider.Unavailable(fmt.Errorf("redlock: %d of %d nodes answered, quorum is %d: %v", answered, n, q, errors.Join(errs...)))
 	}
 	return provider.State{}, nil
 }
@@ -410,32 +1013,46 @@ func (r *Redlock) ForceRelease(ctx context.Context, key string) (bool, error) {
 	if err := usable(&r.closed, provider.CheckKey(key)); err != nil {
 		return false, err
 	}
-	type result struct {
-		freed bool
-		err   error
+	freed, notHeld := 0, 0
+	res, got := ask(ctx, r, r.all(), r.nodeTimeout, func(ctx context.Context, _ int, node *Provider) error {
+		lock, counter, _, waiters := node.keys(key)
+		v, err := redlockRelease.Run(ctx, node.c, []string{lock, counter, waiters, tombstone(lock, "")},
+			"", "release", node.channel, key, 0, 1, 0).Int64()
+		if err == nil && v != 1 {
+			return provider.ErrNotHeld
+		}
+		return err
+	}, nil, nil)
+	for i, err := range res {
+		switch {
+		case !got[i]:
+		case err == nil:
+			freed++
+		case errors.Is(err, provider.ErrNotHeld):
+			notHeld++
+		}
 	}
-	res := fanOut(ctx, r.nodes, r.nodeTimeout, func(ctx context.Context, n *Provider) result {
-		freed, err := n.ForceRelease(ctx, key)
-		return result{freed, err}
-	})
-	errs := make([]error, len(res))
-	freed := false
-	for i, x := range res {
-		errs[i] = x.err
-		freed = freed || x.freed
+	if freed > 0 {
+		return true, nil
 	}
-	if err := r.unavailable(errs); err != nil && !freed {
-		return false, err
+	if answered := freed + notHeld; answered < r.quorum {
+		return false, r.verdict(0, notHeld, res, got, provider.ErrNotHeld)
 	}
-	return freed, nil
+	return false, nil
 }
 
-// Close closes every node's provider. It is idempotent and does not close
-// the clients.
+// Close stops admissions, waits for the goroutines that finish or undo
+// calls already returned (each bounded by NodeTimeout), and closes every
+// node's provider. It is idempotent and does not close the clients.
 func (r *Redlock) Close() error {
 	if r.closed.Swap(true) {
 		return nil
 	}
+	r.bgCancel()
+	r.bgMu.Lock()
+	r.bgClosed = true
+	r.bgMu.Unlock()
+	r.bg.Wait()
 	var errs []error
 	for _, n := range r.nodes {
 		errs = append(errs, n.Close())
@@ -455,4 +1072,9 @@ func contextTimeouts(c redis.UniversalClient) (enabled, known bool) {
 		return c.Options().ContextTimeoutEnabled, true
 	}
 	return false, false
+}
+
+// claimID returns a new admission claim id of r.
+func (r *Redlock) claimID() string {
+	return r.id + "-" + strconv.FormatUint(r.seq.Add(1), 10)
 }

@@ -1,0 +1,52 @@
+-- Redlock, one node: end ARGV[1]'s part in key.
+-- KEYS[1] lock, KEYS[2] fence counter, KEYS[3] waiters, KEYS[4] the
+-- token's tombstone.
+-- ARGV[1] token, ARGV[2] mode, ARGV[3] wake-up channel, ARGV[4] key,
+-- ARGV[5] the fence this node granted ('0' if unknown), ARGV[6] tombstone
+-- TTL in ms ('0': none), ARGV[7] '1' if an undo must wake waiters all the same.
+-- Modes:
+--   'release'  free the hold if ARGV[1] has it (anybody's if ARGV[1] is
+--              ''); wake waiters if any.
+--   'undo'     roll back a vote that did not make a quorum grant: free the
+--              hold (only if its fence is ARGV[5], unless that is '0')
+--              without waking anybody unless ARGV[7] is '1' (the voters
+--              of a split retry on their own, jittered; but a waiter may
+--              have seen a quorum of votes of which the voter counted
+--              fewer, some arriving late), and give the fence back if nothing
+--              was issued after it; if ARGV[6] is not '0' (the vote's
+--              reply was lost) and the hold is not here, the vote may not
+--              have run yet: leave a tombstone so that it refuses when it
+--              does.
+--   'leave'    only stop being a waiter.
+-- Returns 1 if the hold was freed, 0 if ARGV[1] did not hold it.
+redis.call('HDEL', KEYS[3], ARGV[1])
+if ARGV[2] == 'leave' then
+  return 0
+end
+local v = redis.call('GET', KEYS[1])
+local sp = v and string.find(v, ' ', 1, true)
+if not sp or (ARGV[1] ~= '' and string.sub(v, sp + 1) ~= ARGV[1]) then
+  if ARGV[2] == 'undo' and ARGV[6] ~= '0' then
+    redis.call('SET', KEYS[4], '1', 'PX', ARGV[6])
+  end
+  return 0
+end
+if ARGV[2] == 'undo' then
+  local f = string.sub(v, 1, sp - 1)
+  if ARGV[5] ~= '0' and f ~= ARGV[5] then
+    return 0 -- another vote of the same token
+  end
+  redis.call('DEL', KEYS[1])
+  if f == ARGV[5] and redis.call('GET', KEYS[2]) == f then
+    redis.call('DECR', KEYS[2])
+  end
+  if ARGV[7] == '1' and redis.call('HLEN', KEYS[3]) > 0 then
+    redis.call('PUBLISH', ARGV[3], '0:' .. ARGV[4])
+  end
+  return 1
+end
+redis.call('DEL', KEYS[1])
+if redis.call('HLEN', KEYS[3]) > 0 then
+  redis.call('PUBLISH', ARGV[3], '0:' .. ARGV[4])
+end
+return 1
