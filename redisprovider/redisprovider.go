@@ -62,7 +62,7 @@
 // release that freed leaves a marker (this token's "<lock>:rel:<token>" =
 // the release's nonce, for as long as go-redis may re-send, at most a
 // minute, and not at all for clients that never re-send) so its
-// re-execution reports success; extend, give-up and raise change nothing
+// re-execution reports success; extend and give-up change nothing
 // more when run twice.
 //
 // # Fences
@@ -116,8 +116,6 @@ var (
 	extendSrc string
 	//go:embed scripts/state.lua
 	stateSrc string
-	//go:embed scripts/raise.lua
-	raiseSrc string
 	//go:embed scripts/giveup.lua
 	giveUpSrc string
 
@@ -125,7 +123,6 @@ var (
 	releaseScript = holdScript(releaseSrc)
 	extendScript  = holdScript(extendSrc)
 	stateScript   = holdScript(stateSrc)
-	raiseScript   = holdScript(raiseSrc)
 	giveUpScript  = holdScript(giveUpSrc)
 )
 
@@ -408,13 +405,6 @@ func ctxErr(ctx context.Context) error {
 	return nil
 }
 
-// refused reports whether err is the store's plain "held" answer, as
-// opposed to a failure or a timeout that leaves the outcome unknown.
-func refused(err error) bool {
-	return errors.Is(err, provider.ErrNotAcquired) &&
-		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
-}
-
 // usable returns the first argument error, else ErrClosed if closed is
 // set: the entry check of every Provider and Redlock method.
 func usable(closed *atomic.Bool, argErrs ...error) error {
@@ -444,31 +434,22 @@ func parseFence(v any) (uint64, bool) {
 	return f, err == nil && f > 0
 }
 
-// How a try treats the waiter queue.
-const (
-	tryOnce      = iota // take a free key unless a waiter is ahead; never queue
-	waitFair            // the same, and join the queue if refused
-	waitAnyOrder        // queue only to be woken; take a free key in any order (Redlock)
-)
-
-// try runs the acquire script once, as a request of its own. It returns
-// the grant, or provider.ErrNotAcquired and when to try again unwoken (the
-// holder's remaining TTL, or the head waiter's deadline), or a StoreError.
-// When the outcome is unknown it has already handed the give-up of this
-// request (free its hold, or make it refuse) to the clean-up goroutine.
-func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration, mode int) (provider.Grant, time.Duration, error) {
+// try runs the acquire script once, as a request of its own; with join
+// set, a refused caller joins the waiter queue. It returns the grant, or
+// provider.ErrNotAcquired and when to try again unwoken (the holder's
+// remaining TTL, or the head waiter's deadline), or a StoreError. When the
+// outcome is unknown it has already handed the give-up of this request
+// (free its hold, or make it refuse) to the clean-up goroutine.
+func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration, join bool) (provider.Grant, time.Duration, error) {
 	lock, fence, queue, alive := p.keys(key)
-	join, fair := 1, 1
-	switch mode {
-	case tryOnce:
-		join = 0
-	case waitAnyOrder:
-		fair = 0
+	joinArg := 0
+	if join {
+		joinArg = 1
 	}
 	nonce := newNonce()
 	start := time.Now()
 	res, err := acquireScript.Run(ctx, p.c, []string{lock, fence, queue, alive, tombstone(lock, token)},
-		token, ms(ttl), join, ms(3*p.poll), fair, nonce).Slice()
+		token, ms(ttl), joinArg, ms(3*p.poll), nonce).Slice()
 	if err != nil {
 		err = p.StoreError(ctx, err)
 		if errors.Is(err, provider.ErrOutcomeUnknown) { // it may have granted
@@ -504,7 +485,7 @@ func (p *Provider) TryAcquire(ctx context.Context, key, token string, ttl time.D
 	if ctx.Err() != nil {
 		return provider.Grant{}, provider.CtxError(ctx)
 	}
-	g, _, err := p.try(ctx, key, token, ttl, tryOnce)
+	g, _, err := p.try(ctx, key, token, ttl, false)
 	return g, err
 }
 
@@ -534,7 +515,7 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 		if ctxErr(ctx) != nil { // nothing sent: a wait that timed out
 			return provider.Grant{}, 0, provider.CtxError(ctx)
 		}
-		return p.try(ctx, key, token, ttl, waitFair)
+		return p.try(ctx, key, token, ttl, true)
 	})
 	if err != nil && !errors.Is(err, provider.ErrOutcomeUnknown) { // try handed that give-up over already
 		p.giveUp(ctx, key, token, ttl, false)
@@ -792,16 +773,6 @@ func (p *Provider) ForceRelease(ctx context.Context, key string) (bool, error) {
 		return false, err
 	}
 	return p.release(ctx, key, "")
-}
-
-// raise lifts the fence counter of key to at least fence and records fence
-// as token's (Redlock). Running it twice changes nothing more.
-func (p *Provider) raise(ctx context.Context, key, token string, fence uint64) error {
-	lock, counter, _, _ := p.keys(key)
-	if err := raiseScript.Run(ctx, p.c, []string{lock, counter}, token, strconv.FormatUint(fence, 10)).Err(); err != nil {
-		return p.StoreError(ctx, err)
-	}
-	return nil
 }
 
 // Close stops the wake-up subscription and the clean-up goroutine, ends

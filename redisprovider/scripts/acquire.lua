@@ -7,9 +7,9 @@
 -- KEYS[5] this token's tombstone: holds the nonce of a request whose caller
 --         gave up on it (its reply was lost), so it must not grant late
 -- ARGV[1] token, ARGV[2] TTL in ms, ARGV[3] '1' to join the queue if
--- refused, ARGV[4] waiter lease in ms, ARGV[5] '1' for fair order (only the
--- head of the queue may take a free key), '0' for any order (Redlock, where
--- the queue only says who to wake), ARGV[6] this request's nonce.
+-- refused, ARGV[4] waiter lease in ms, ARGV[5] this request's nonce.
+-- Order is fair: while anyone waits, only the head of the queue may take a
+-- free key.
 -- Returns {1, fence} when taken, the fence a decimal string; also when an
 -- earlier execution of this very request (the same nonce, re-sent by the
 -- client after a lost reply) took it. Returns {0, ms} when refused, where
@@ -19,16 +19,16 @@
 -- Fast path: nobody holds the key, nobody waits, nobody gave up.
 if redis.call('EXISTS', KEYS[1], KEYS[3], KEYS[5]) == 0 then
   local fence = fence_next(KEYS[2])
-  redis.call('SET', KEYS[1], hold_value(fence, ARGV[6], ARGV[1]), 'PX', ARGV[2])
+  redis.call('SET', KEYS[1], hold_value(fence, ARGV[5], ARGV[1]), 'PX', ARGV[2])
   return {1, fence}
 end
 
 local hf, hn, ht = hold_get(KEYS[1])
-if hn == ARGV[6] and ht == ARGV[1] then
+if hn == ARGV[5] and ht == ARGV[1] then
   return {1, hf} -- a re-execution of the request that took it
 end
 
-if redis.pcall('GET', KEYS[5]) == ARGV[6] then
+if redis.pcall('GET', KEYS[5]) == ARGV[5] then
   redis.call('DEL', KEYS[5])
   return {0, 0} -- the caller has gone; nobody reads this
 end
@@ -50,12 +50,12 @@ while head do
 end
 
 local free = redis.call('EXISTS', KEYS[1]) == 0
-if free and (ARGV[5] == '0' or not head or head == ARGV[1]) then
+if free and (not head or head == ARGV[1]) then
   if redis.call('HDEL', KEYS[4], ARGV[1]) == 1 then
     redis.call('LREM', KEYS[3], 1, ARGV[1])
   end
   local fence = fence_next(KEYS[2])
-  redis.call('SET', KEYS[1], hold_value(fence, ARGV[6], ARGV[1]), 'PX', ARGV[2])
+  redis.call('SET', KEYS[1], hold_value(fence, ARGV[5], ARGV[1]), 'PX', ARGV[2])
   return {1, fence}
 end
 
