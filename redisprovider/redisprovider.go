@@ -845,6 +845,8 @@ func (p *Provider) subscribe(ctx context.Context) {
 	if p.sub != nil || p.closed.Load() || time.Since(p.subFailed) < p.poll {
 		return
 	}
+	d, hasDeadline := ctx.Deadline()
+	hurried := hasDeadline && time.Until(d) < 2*p.subTimeout // the caller's deadline may cut it short
 	ctx, cancel := context.WithTimeout(ctx, p.subTimeout)
 	defer cancel()
 	sub := p.c.Subscribe(ctx) // no channel yet: connects nothing
@@ -852,8 +854,8 @@ func (p *Provider) subscribe(ctx context.Context) {
 	// the first receive for the life of the subscription (pings,
 	// reconnects), so that one must not end; the timeout bounds it.
 	err := sub.Subscribe(ctx, p.channel)
+	wait := p.subTimeout // the caller's deadline bounds it too
 	if err == nil {
-		wait := p.subTimeout // the caller's deadline bounds it too
 		if d, ok := ctx.Deadline(); ok {
 			wait = max(min(wait, time.Until(d)/2), time.Millisecond) // leave time for a try
 		}
@@ -861,7 +863,12 @@ func (p *Provider) subscribe(ctx context.Context) {
 	}
 	if err != nil {
 		_ = sub.Close()
-		p.subFailed = time.Now()
+		// A caller whose own deadline cut the attempt short says nothing
+		// about Redis: the next waiter tries again at once. Only a failure
+		// within the full timeout makes waiters poll for a while.
+		if !hurried {
+			p.subFailed = time.Now()
+		}
 		return
 	}
 	p.sub, p.subDone = sub, make(chan struct{})
