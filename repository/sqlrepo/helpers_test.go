@@ -113,9 +113,9 @@ func insert(t testing.TB, r *sqlrepo.Repository[*entity], n int64) *entity {
 	return e
 }
 
-func load(t testing.TB, svc *locked.Service, r locked.Finder[*entity], id string, opts ...locked.Option) *locked.Locked[*entity] {
+func load(t testing.TB, svc *locked.Service, r locked.Finder[*entity], id string, opts ...locked.CallOption) *locked.Locked[*entity] {
 	t.Helper()
-	l, err := locked.Load(t.Context(), svc, r, id, append([]locked.Option{locked.WithTimeout(30 * time.Second)}, opts...)...)
+	l, err := locked.Load(t.Context(), svc, r, id, append([]locked.CallOption{locked.WithTimeout(30 * time.Second)}, opts...)...)
 	if err != nil {
 		t.Fatalf("locked.Load(%q): %v", id, err)
 	}
