@@ -34,10 +34,14 @@ type Service struct {
 	events events
 	stats  counters
 
+	life    context.Context    // ends when Close starts; ends waits in flight
+	endLife context.CancelFunc // ends life
+
 	mu sync.Mutex
-	// leases and closed are guarded by mu.
-	leases map[*Lease]struct{} // open leases, released by Close
-	closed bool
+	// leases, closed and the additions to inflight are guarded by mu.
+	leases   map[*Lease]struct{} // open leases, released by Close
+	closed   bool
+	inflight sync.WaitGroup // acquires that may still mint a lease; Close waits for them
 }
 
 // New returns a Service that takes locks from p. opts may be nil.
@@ -82,6 +86,7 @@ func New(p provider.Provider, opts *Options) (*Service, error) {
 		instance:   instance,
 		leases:     make(map[*Lease]struct{}),
 	}
+	s.life, s.endLife = context.WithCancel(context.Background())
 	if o.Namespace != "" {
 		s.prefix = o.Namespace + ":"
 	}
@@ -137,15 +142,19 @@ func (s *Service) acquire(ctx context.Context, key string, wait bool, opts []Cal
 		return nil, opError("acquire", key, o.bad)
 	case key == "":
 		return nil, opError("acquire", key, provider.CheckKey(key))
-	case s.isClosed():
-		return nil, opError("acquire", key, ErrClosed)
 	case !o.reentrant && s.heldInChain(ctx, key):
 		return nil, opError("acquire", key, ErrNested)
+	case !s.enter():
+		return nil, opError("acquire", key, ErrClosed)
 	}
+	defer s.inflight.Done()
 	token := s.newToken(o.owner)
 	start := time.Now()
 	g, err := s.take(ctx, key, &token, wait, o)
 	s.stats.waited.Add(int64(time.Since(start)))
+	if err != nil && ctx.Err() == nil && s.life.Err() != nil && errors.Is(err, context.Canceled) {
+		err = ErrClosed // the wait was ended by Close, not by the caller
+	}
 	if err != nil {
 		s.stats.failed.Add(1)
 		err = opError("acquire", key, err)
@@ -182,11 +191,14 @@ func (s *Service) take(ctx context.Context, key string, token *string, wait bool
 	} else if !wait {
 		return s.p.TryAcquire(ctx, sk, *token, o.ttl)
 	}
-	if !o.noTimeout {
-		var cancel context.CancelFunc
+	var cancel context.CancelFunc
+	if o.noTimeout {
+		ctx, cancel = context.WithCancel(ctx)
+	} else {
 		ctx, cancel = context.WithTimeout(ctx, o.timeout)
-		defer cancel()
 	}
+	defer cancel()
+	defer context.AfterFunc(s.life, cancel)() // Close ends the wait
 	switch {
 	case o.maxRetries == 0: // no count: one wait, woken by releases
 		return s.p.Acquire(ctx, sk, *token, o.ttl)
@@ -397,8 +409,9 @@ func (s *Service) ReleaseAll(ctx context.Context) (int, error) {
 	return n, errors.Join(errs...)
 }
 
-// Close releases every lease this Service still has open, stops their
-// renewals and makes later acquires fail with ErrClosed. It does not close
+// Close ends the acquires still waiting (they return ErrClosed) and waits
+// for those in flight, then releases every lease this Service still has
+// open, stops their renewals and makes later acquires fail with ErrClosed. It does not close
 // the provider. Close is idempotent; it returns nil after the first call.
 // Closing a nil Service returns an error matching ErrInvalid.
 func (s *Service) Close() error {
@@ -412,10 +425,26 @@ func (s *Service) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	// End the waits in flight and wait for them, so that a key handed to a
+	// waiter as the leases below are released is given back while the
+	// provider is still open, before Close returns.
+	s.endLife()
+	s.inflight.Wait()
 	for _, l := range s.open() {
 		_ = l.Close() // a lapsed lease reports ErrNotHeld; nothing to do about it here
 	}
 	return nil
+}
+
+// enter registers an acquire in flight, unless the Service is closed.
+func (s *Service) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
 }
 
 func (s *Service) isClosed() bool {

@@ -33,13 +33,21 @@ var (
 	//go:embed scripts/redlock_admit.lua
 	redlockAdmitSrc string
 
-	redlockAcquire = redis.NewScript(redlockAcquireSrc)
-	redlockRelease = redis.NewScript(redlockReleaseSrc)
-	redlockExtend  = redis.NewScript(redlockExtendSrc)
-	redlockRaise   = redis.NewScript(redlockRaiseSrc)
+	redlockAcquire = redlockScript(redlockAcquireSrc)
+	redlockRelease = redlockScript(redlockReleaseSrc)
+	redlockExtend  = redlockScript(redlockExtendSrc)
+	redlockRaise   = redlockScript(redlockRaiseSrc)
 	redlockProbe   = redis.NewScript(redlockProbeSrc)
 	redlockAdmit   = redis.NewScript(redlockAdmitSrc)
 )
+
+// redlockScript is src with the hold format's functions (hold.lua), so that
+// a Redlock node's holds are holds of the one format every other script
+// and State read. A Redlock hold's nonce is the constant REDLOCK_NONCE:
+// Redlock undoes a re-sent vote by rollback and tombstone instead.
+func redlockScript(src string) *redis.Script {
+	return holdScript("local REDLOCK_NONCE = 'rl'\n" + src)
+}
 
 // Defaults used when RedlockOptions leave a field zero.
 const (

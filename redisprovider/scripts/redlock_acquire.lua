@@ -2,7 +2,8 @@
 -- is free. A node whose marker is missing has lost its data (a restart
 -- without persistence) and refuses until it is re-admitted; a re-admitted
 -- node refuses until its wait (the longest TTL plus drift) has passed.
--- KEYS[1] lock: "<fence> <token>" with the hold's TTL
+-- KEYS[1] lock: a hold (hold.lua; Redlock's nonce is REDLOCK_NONCE: its
+--         re-sent votes are undone by rollback and tombstone instead)
 -- KEYS[2] the key's fence counter (never expires)
 -- KEYS[3] waiters: a hash token -> ms (server clock); only says who to wake
 -- KEYS[4] the node's marker: a hash with floor, high (the highest fence
@@ -36,9 +37,8 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
       redis.call('PEXPIRE', KEYS[3], lease)
     end
   end
-  local v = redis.call('GET', KEYS[1])
-  local sp = string.find(v, ' ', 1, true)
-  return {0, redis.call('PTTL', KEYS[1]), sp and string.sub(v, sp + 1) or ''}
+  local _, _, holder = hold_get(KEYS[1])
+  return {0, redis.call('PTTL', KEYS[1]), holder or ''}
 end
 local floor = tonumber(redis.call('HGET', KEYS[4], 'floor') or '0')
 if tonumber(redis.call('GET', KEYS[2]) or '0') < floor then
@@ -53,5 +53,5 @@ if tonumber(redis.call('HGET', KEYS[4], 'maxttl') or '0') < tonumber(ARGV[2]) th
   redis.call('HSET', KEYS[4], 'maxttl', ARGV[2])
 end
 redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('SET', KEYS[1], f .. ' ' .. ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[1], hold_value(f, REDLOCK_NONCE, ARGV[1]), 'PX', ARGV[2])
 return {1, fence}

@@ -5,9 +5,8 @@
 -- KEYS[1] lock, KEYS[2] fence counter, KEYS[3] the node's marker.
 -- ARGV[1] token, ARGV[2] fence.
 -- Returns 1 if recorded, 0 if ARGV[1] no longer holds key here.
-local v = redis.call('GET', KEYS[1])
-local sp = v and string.find(v, ' ', 1, true)
-if not sp or string.sub(v, sp + 1) ~= ARGV[1] or redis.call('EXISTS', KEYS[3]) == 0 then
+local _, _, holder = hold_get(KEYS[1])
+if holder ~= ARGV[1] or redis.call('EXISTS', KEYS[3]) == 0 then
   return 0
 end
 local fence = tonumber(ARGV[2])
@@ -17,5 +16,5 @@ end
 if tonumber(redis.call('HGET', KEYS[3], 'high') or '0') < fence then
   redis.call('HSET', KEYS[3], 'high', ARGV[2])
 end
-redis.call('SET', KEYS[1], ARGV[2] .. ' ' .. ARGV[1], 'KEEPTTL')
+redis.call('SET', KEYS[1], hold_value(ARGV[2], REDLOCK_NONCE, ARGV[1]), 'KEEPTTL')
 return 1

@@ -23,16 +23,14 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 if ARGV[2] == 'leave' then
   return 0
 end
-local v = redis.call('GET', KEYS[1])
-local sp = v and string.find(v, ' ', 1, true)
-if not sp or (ARGV[1] ~= '' and string.sub(v, sp + 1) ~= ARGV[1]) then
+local f, _, holder = hold_get(KEYS[1])
+if not holder or (ARGV[1] ~= '' and holder ~= ARGV[1]) then
   if ARGV[2] == 'undo' and ARGV[6] ~= '0' then
     redis.call('SET', KEYS[4], '1', 'PX', ARGV[6])
   end
   return 0
 end
 if ARGV[2] == 'undo' then
-  local f = string.sub(v, 1, sp - 1)
   if ARGV[5] ~= '0' and f ~= ARGV[5] then
     return 0 -- another vote of the same token
   end
