@@ -24,6 +24,7 @@ import (
 	"cmp"
 	"context"
 	"hash/maphash"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,7 @@ type shard struct {
 	locks   map[string]*entry
 	fence   uint64 // last fence issued by this shard
 	sweepAt int    // sweep free and lapsed entries when len(locks) reaches this
+	freed   int    // entries freed by a release since the last sweep
 	_       [24]byte
 }
 
@@ -202,7 +204,7 @@ func (p *Provider) Release(ctx context.Context, key, token string) error {
 	if !held || e.token != token {
 		return provider.ErrNotHeld
 	}
-	s.free(e, now)
+	s.release(e, now)
 	return nil
 }
 
@@ -259,7 +261,7 @@ func (p *Provider) ForceRelease(ctx context.Context, key string) (bool, error) {
 	now := p.now()
 	e, held := s.settle(key, now)
 	if held {
-		s.free(e, now)
+		s.release(e, now)
 	}
 	return held, nil
 }
@@ -395,16 +397,42 @@ func (p *Provider) grantOf(e *entry) provider.Grant {
 	return provider.Grant{Fence: e.fence, Expires: p.time(e.expires)}
 }
 
+// release frees e for a Release or ForceRelease, and sweeps once releases
+// have freed as many entries as half the map (at least minSweepAt), so
+// that the entries of a burst of keys held at once and then released do
+// not stay until the map doubles again. Each such sweep follows that many
+// releases: O(1) amortised per release. s.mu must be held.
+func (s *shard) release(e *entry, now mono) {
+	if e.queue != nil {
+		s.handoff(e, now)
+		return
+	}
+	e.token = ""
+	s.freed++
+	if s.freed >= max(len(s.locks)/2, minSweepAt) {
+		s.sweep(now)
+	}
+}
+
 // sweep settles every entry and deletes the free ones, then sets the next
 // sweep for when the map has doubled. The cost is linear in the map's size
-// and the map must double before the next sweep, so it adds O(1) amortised
-// per new key. s.mu must be held.
+// and the map must double before the next sweep (or half of it be freed by
+// releases), so it adds O(1) amortised per new key. A Go map never gives
+// its buckets back, so a map that kept under a quarter of its entries is
+// copied into a new one. s.mu must be held.
 func (s *shard) sweep(now mono) {
+	before := len(s.locks)
 	for key := range s.locks {
 		if _, held := s.settle(key, now); !held {
 			delete(s.locks, key)
 		}
 	}
+	if len(s.locks) < before/4 {
+		m := make(map[string]*entry, len(s.locks)) // sized for the survivors, unlike maps.Clone
+		maps.Copy(m, s.locks)
+		s.locks = m
+	}
+	s.freed = 0
 	s.sweepAt = max(2*len(s.locks), minSweepAt)
 }
 
