@@ -69,8 +69,12 @@ func (outcomeUnknown) Unwrap() error { return ErrUnavailable }
 type Grant struct {
 	// Fence is the fencing token of this hold, always > 0. It strictly
 	// increases with every acquire of the same key, across holders and
-	// expiries, for the life of the store (for memprovider, of the Provider);
-	// Extend returns the hold's unchanged fence.
+	// expiries, for the life of the store (for memprovider, of the
+	// Provider), under the provider's documented fault model (Redis: what
+	// its counters survive; Redlock: a minority of nodes may lose their
+	// data; see docs/decisions.md). Fences are exact over the whole range a
+	// store issues (Redis: 1 to 2^63-1). Extend returns the hold's
+	// unchanged fence.
 	Fence uint64
 
 	// Expires is a conservative local deadline for the hold: measured from
