@@ -59,31 +59,6 @@ func newProxied(t *testing.T) *proxied {
 	return &proxied{node: node, proxy: px, c: c, admin: node.Client(t)}
 }
 
-// scriptRuns returns how many scripts the server has run (EVALSHA + EVAL
-// calls, INFO commandstats), to tell a re-executed request from one that
-// ran once.
-func scriptRuns(t testing.TB, c redis.UniversalClient) int {
-	t.Helper()
-	info, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, line := range strings.Split(info, "\n") {
-		for _, cmd := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
-			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd); ok {
-				v, _, _ := strings.Cut(rest, ",")
-				k, err := strconv.Atoi(v)
-				if err != nil {
-					t.Fatalf("%q: %v", line, err)
-				}
-				n += k
-			}
-		}
-	}
-	return n
-}
-
 // state reads key's hold with p's scripts over the admin client.
 func adminState(t testing.TB, admin redis.UniversalClient, key string) provider.State {
 	t.Helper()
@@ -228,7 +203,7 @@ func TestOutcomes(t *testing.T) {
 					if err := px.c.Ping(bounded(t, faultBound)).Err(); err != nil {
 						t.Fatal(err)
 					}
-					runs := scriptRuns(t, px.admin)
+					runs := redistest.ScriptCalls(t, px.admin)
 					fired := px.proxy.Fired()
 					for _, r := range f.rule(key) {
 						px.proxy.Set(r)
@@ -251,7 +226,7 @@ func TestOutcomes(t *testing.T) {
 						if err != nil {
 							t.Fatalf("%s after a lost reply that go-redis re-sent = %v, want success (the request is idempotent)", c.name, err)
 						}
-						if n := scriptRuns(t, px.admin) - runs; n != 2 {
+						if n := redistest.ScriptCalls(t, px.admin) - runs; n != 2 {
 							t.Fatalf("the script ran %d times, want 2 (the first run and the re-sent one)", n)
 						}
 					case wantUnknown:

@@ -17,6 +17,7 @@ package redistest
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -356,4 +357,29 @@ func ping(addr string) error {
 		return fmt.Errorf("PING: %q", strings.TrimSpace(line)) // e.g. -LOADING
 	}
 	return nil
+}
+
+// ScriptCalls returns how many scripts the server behind c has run
+// (EVALSHA and EVAL calls, from INFO commandstats), so that a test can tell
+// a request the client re-sent (two executions) from one that ran once.
+func ScriptCalls(t testing.TB, c redis.UniversalClient) int {
+	t.Helper()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(info, "\n") {
+		for _, cmd := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd); ok {
+				v, _, _ := strings.Cut(rest, ",")
+				k, err := strconv.Atoi(v)
+				if err != nil {
+					t.Fatalf("INFO commandstats line %q: %v", line, err)
+				}
+				n += k
+			}
+		}
+	}
+	return n
 }

@@ -173,14 +173,14 @@ func TestTimedOutWriteMayApply(t *testing.T) {
 		err := s.repo.Save(sctx, l)
 		cancel()
 		wantIs(t, "first Save", err, locked.ErrOutcomeUnknown)
-		runs := scriptCalls(t, s.admin)
+		runs := redistest.ScriptCalls(t, s.admin)
 		l.Entity().N = 3
 		if err := s.repo.Save(ctx, l); err != nil {
 			t.Fatalf("second Save: %v", err)
 		}
 		// Wait until the delayed first Save has run too.
 		deadline := time.Now().Add(faultBound)
-		for scriptCalls(t, s.admin) < runs+2 {
+		for redistest.ScriptCalls(t, s.admin) < runs+2 {
 			if time.Now().After(deadline) {
 				t.Fatal("the delayed Save never ran")
 			}
@@ -203,26 +203,6 @@ func eventuallyN(t *testing.T, s proxiedStack, id string, n int64) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// scriptCalls counts the scripts the server has run (EVALSHA and EVAL).
-func scriptCalls(t *testing.T, c redis.UniversalClient) int {
-	t.Helper()
-	info, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, line := range strings.Split(info, "\n") {
-		for _, cmd := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
-			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd); ok {
-				v, _, _ := strings.Cut(rest, ",")
-				k, _ := strconv.Atoi(v)
-				n += k
-			}
-		}
-	}
-	return n
 }
 
 // TestForeignValues: a lock key or a record key holding a value that
