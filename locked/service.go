@@ -213,10 +213,21 @@ func (s *Service) take(ctx context.Context, key string, token *string, wait bool
 	for range o.maxRetries {
 		actx, cancel := context.WithTimeout(ctx, delay)
 		g, err = s.p.Acquire(actx, sk, *token, o.ttl)
+		ended := actx.Err() != nil
 		cancel()
-		if err == nil || !errors.Is(err, ErrNotAcquired) || ctx.Err() != nil {
+		switch {
+		case err == nil || ctx.Err() != nil:
+			return g, err
+		case errors.Is(err, ErrNotAcquired):
+		case errors.Is(err, ErrOutcomeUnknown) && ended:
+			// This retry's own deadline cut a request short: the provider
+			// undoes whatever it may have taken; the next retry asks anew.
+		default:
 			return g, err
 		}
+	}
+	if errors.Is(err, ErrOutcomeUnknown) { // the last retry's fate is not known
+		return provider.Grant{}, fmt.Errorf("gave up after %d retries: %w", o.maxRetries, err)
 	}
 	return provider.Grant{}, fmt.Errorf("%w: gave up after %d retries", ErrNotAcquired, o.maxRetries)
 }

@@ -510,7 +510,10 @@ func testMaxRetries(t *testing.T, e env) {
 	require.NoError(t, <-got)
 
 	hold = acquire(t, other, "k")
-	_, err := s.Acquire(ctx, "k", locked.WithMaxRetries(2, time.Millisecond))
+	// Each retry waits 50ms: long enough that its deadline does not fall
+	// on a request in flight (that would be an unknown outcome, not a
+	// refusal), short enough to keep the suite quick.
+	_, err := s.Acquire(ctx, "k", locked.WithMaxRetries(2, 50*time.Millisecond))
 	require.ErrorIs(t, err, locked.ErrNotAcquired)
 	require.Contains(t, err.Error(), "after 2 retries")
 	_, err = s.Acquire(ctx, "k", locked.WithMaxRetries(0, 0))
