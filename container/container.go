@@ -95,10 +95,11 @@ func Redis(clients ...redis.UniversalClient) Option {
 
 // RedisGroup is the dig value group from which Provide reads its Redis
 // clients when no [Redis] option is given: each value is a
-// redis.UniversalClient of one independent deployment (one redis-server,
-// or a Sentinel-managed primary). One client in the group gives a
-// redisprovider.Provider, several a redisprovider.Redlock over them. Put a
-// client in the group with
+// redis.UniversalClient of one independent deployment. One client in the
+// group gives a redisprovider.Provider (any deployment: a server, Sentinel,
+// Cluster), several a redisprovider.Redlock over them (each then one
+// server or a Sentinel-managed primary: Redlock refuses Cluster and Ring
+// clients). Put a client in the group with
 //
 //	c.Provide(newNodeA, dig.Group(container.RedisGroup))
 //
