@@ -77,16 +77,47 @@ func Name(name string) SharedOption { return nameOption(name) }
 // provider. Default: the store beside the provider.
 func InMemory() SharedOption { return memoryOption{} }
 
-// Redis gives Provide its Redis clients instead of reading one from the
+// Redis gives Provide its Redis clients instead of reading them from the
 // graph: one client gives a redisprovider.Provider, several (an odd number
 // of independent deployments) a redisprovider.Redlock. Create them with
 // ContextTimeoutEnabled. They stay the caller's: Shutdown does not close
-// them. Default: the redis.UniversalClient in the graph, if any.
+// them. Default: the clients of the value group [RedisGroup] in the graph,
+// else the redis.UniversalClient in the graph, if any.
 func Redis(clients ...redis.UniversalClient) Option {
 	if len(clients) == 0 {
 		return invalidOption{&provider.ArgError{Arg: "Redis", Reason: "needs at least one client"}}
 	}
+	if err := distinct(clients); err != nil {
+		return invalidOption{err}
+	}
 	return redisOption(clients)
+}
+
+// RedisGroup is the dig value group from which Provide reads its Redis
+// clients when no [Redis] option is given: each value is a
+// redis.UniversalClient of one independent deployment. One client in the
+// group gives a redisprovider.Provider (any deployment: a server, Sentinel,
+// Cluster), several a redisprovider.Redlock over them (each then one
+// server or a Sentinel-managed primary: Redlock refuses Cluster and Ring
+// clients). Put a client in the group with
+//
+//	c.Provide(newNodeA, dig.Group(container.RedisGroup))
+//
+// (newNodeA returning a redis.UniversalClient), or with a dig.Out field
+// tagged `group:"lockproof.redis"`. A Service registered with [Name](n)
+// reads the group [RedisGroup] + "." + n instead. When the group is not
+// empty, a plain redis.UniversalClient in the graph is not used (it may be
+// the app's own, for other work). The group's order does not matter to
+// Redlock (dig does not keep it); the same client twice is an error
+// matching locked.ErrInvalid, since a node counted twice breaks the quorum.
+const RedisGroup = "lockproof.redis"
+
+// redisGroup returns the value group of the Service named name.
+func redisGroup(name string) string {
+	if name == "" {
+		return RedisGroup
+	}
+	return RedisGroup + "." + name
 }
 
 // kind is the provider a stack was built on.
@@ -134,21 +165,25 @@ func Provide(c *dig.Container, opts ...Option) error {
 		return fmt.Errorf("container: provide: %w", &provider.ArgError{Arg: "Name", Reason: "must not be empty"})
 	case cfg.memory && cfg.redisSet:
 		return fmt.Errorf("container: provide: %w", &provider.ArgError{Arg: "InMemory", Reason: "cannot be combined with Redis"})
+	case !cfg.memory && !cfg.redisSet && strings.ContainsAny(cfg.name, ",`"):
+		return fmt.Errorf("container: provide: %w", &provider.ArgError{Arg: "Name", Reason: fmt.Sprintf("%q names the value group %s: it must not contain ',' or '`'", cfg.name, redisGroup(cfg.name))})
 	}
 	in := []param{
-		{"Options", reflect.TypeFor[*locked.Options](), true},
-		{"RedisOptions", reflect.TypeFor[*redisprovider.Options](), true},
-		{"RedlockOptions", reflect.TypeFor[*redisprovider.RedlockOptions](), true},
+		{field: "Options", typ: reflect.TypeFor[*locked.Options](), optional: true},
+		{field: "RedisOptions", typ: reflect.TypeFor[*redisprovider.Options](), optional: true},
+		{field: "RedlockOptions", typ: reflect.TypeFor[*redisprovider.RedlockOptions](), optional: true},
 	}
 	fromGraph := !cfg.memory && !cfg.redisSet
 	if fromGraph {
-		in = append(in, param{"Client", reflect.TypeFor[redis.UniversalClient](), true})
+		in = append(in,
+			param{field: "Client", typ: reflect.TypeFor[redis.UniversalClient](), optional: true},
+			param{field: "Clients", typ: reflect.TypeFor[[]redis.UniversalClient](), group: redisGroup(cfg.name)})
 	}
 	out := []param{
-		{"Stack", stackType, false},
-		{"Provider", reflect.TypeFor[provider.Provider](), false},
-		{"Service", serviceType, false},
-		{"Shutdown", reflect.TypeFor[Shutdown](), false},
+		{field: "Stack", typ: stackType},
+		{field: "Provider", typ: reflect.TypeFor[provider.Provider]()},
+		{field: "Service", typ: serviceType},
+		{field: "Shutdown", typ: reflect.TypeFor[Shutdown]()},
 	}
 	build := func(args []reflect.Value) ([]any, error) {
 		lopts, _ := args[0].Interface().(*locked.Options)
@@ -156,7 +191,9 @@ func Provide(c *dig.Container, opts ...Option) error {
 		rlopts, _ := args[2].Interface().(*redisprovider.RedlockOptions)
 		clients := cfg.clients
 		if fromGraph {
-			if client, _ := args[3].Interface().(redis.UniversalClient); client != nil {
+			if group, _ := args[4].Interface().([]redis.UniversalClient); len(group) > 0 {
+				clients = group
+			} else if client, _ := args[3].Interface().(redis.UniversalClient); client != nil {
 				clients = []redis.UniversalClient{client}
 			}
 		}
@@ -172,6 +209,9 @@ func Provide(c *dig.Container, opts ...Option) error {
 // newStack builds the provider (on clients, if any) and the Service. If
 // the Service cannot be built, the provider is closed again.
 func newStack(clients []redis.UniversalClient, opts *locked.Options, ropts *redisprovider.Options, rlopts *redisprovider.RedlockOptions) (*stack, error) {
+	if err := distinct(clients); err != nil {
+		return nil, fmt.Errorf("container: provide: %w", err)
+	}
 	s := &stack{}
 	switch len(clients) {
 	case 0:
@@ -203,12 +243,30 @@ func newStack(clients []redis.UniversalClient, opts *locked.Options, ropts *redi
 	return s, nil
 }
 
+// distinct returns an ArgError if a client occurs twice in clients (by
+// identity: two clients of one server are not detected).
+func distinct(clients []redis.UniversalClient) error {
+	for i, a := range clients {
+		if a == nil || !reflect.TypeOf(a).Comparable() {
+			continue
+		}
+		for j, b := range clients[:i] {
+			if a == b { // a's type is comparable: no panic
+				return &provider.ArgError{Arg: fmt.Sprintf("clients[%d]", i),
+					Reason: fmt.Sprintf("is clients[%d] again: a Redlock node counted twice breaks the quorum", j)}
+			}
+		}
+	}
+	return nil
+}
+
 // param is one field of a constructor's dig.In parameter or dig.Out
 // result.
 type param struct {
 	field    string
 	typ      reflect.Type
 	optional bool
+	group    string // a value group (typ is a slice): tagged with it, not with the name
 }
 
 // ctor returns a constructor for dig that takes a dig.In struct with a
@@ -246,7 +304,10 @@ func tagged(embed reflect.Type, name string, ps []param) reflect.Type {
 	fields := []reflect.StructField{{Name: embed.Name(), Type: embed, Anonymous: true}}
 	for _, p := range ps {
 		var tags []string
-		if name != "" {
+		if p.group != "" { // dig allows neither a name nor optional on a group
+			tags = append(tags, "group:"+strconv.Quote(p.group))
+		}
+		if name != "" && p.group == "" {
 			tags = append(tags, "name:"+strconv.Quote(name))
 		}
 		if p.optional {

@@ -16,9 +16,10 @@
 // [Provide] registers three values:
 //
 //   - a [provider.Provider]: a memprovider.Provider by default; a
-//     redisprovider.Provider when a redis.UniversalClient is in the graph
-//     or one client is given with [Redis]; a redisprovider.Redlock when
-//     several clients are given with [Redis];
+//     redisprovider.Provider when a redis.UniversalClient is in the graph,
+//     or one client is in the value group [RedisGroup] or given with
+//     [Redis]; a redisprovider.Redlock when several clients are in the
+//     group or given with [Redis];
 //   - a *[locked.Service] on that provider, configured by a *locked.Options
 //     in the graph if there is one (optional; nil means the defaults);
 //   - a [Shutdown] that closes the Service, then the provider.
@@ -26,6 +27,9 @@
 // Its optional inputs, all looked up in the graph when the values are
 // first resolved:
 //
+//	[]redis.UniversalClient          the value group "lockproof.redis" (not with InMemory or Redis):
+//	                                 one client per independent deployment; when not empty, it is
+//	                                 used instead of a plain redis.UniversalClient
 //	redis.UniversalClient            the Redis client (not with InMemory or Redis)
 //	*locked.Options                  the Service's options
 //	*redisprovider.Options           the Redis provider's options
@@ -39,7 +43,8 @@
 //
 // [Name] registers a Service, its provider and its Shutdown under a dig
 // name (tag fields `name:"…"` in a dig.In struct), and looks its optional
-// inputs up under the same name. One app can so hold a Redis Service and
+// inputs up under the same name (value groups cannot be named in dig: a
+// Service named n reads the group "lockproof.redis.n"). One app can so hold a Redis Service and
 // an in-memory one side by side, or two Redis Services with different
 // Namespaces: pick the store per use by picking the Service.
 //

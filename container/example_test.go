@@ -158,3 +158,40 @@ func ExampleRedis() {
 		log.Print(err)
 	}
 }
+
+// Redlock from the graph: each node's client goes into the value group
+// container.RedisGroup, and Provide builds a Redlock over all of them. A
+// plain redis.UniversalClient the app keeps in the graph for other work is
+// then left alone. (Compiled, not run: it needs three Redis servers.)
+func ExampleRedisGroup() {
+	c := dig.New()
+	for _, addr := range []string{"redis-a:6379", "redis-b:6379", "redis-c:6379"} {
+		node := func() redis.UniversalClient {
+			return redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+		}
+		if err := c.Provide(node, dig.Group(container.RedisGroup)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := container.Provide(c); err != nil {
+		log.Fatal(err)
+	}
+	err := c.Invoke(func(svc *locked.Service, stop container.Shutdown, in struct {
+		dig.In
+		Nodes []redis.UniversalClient `group:"lockproof.redis"`
+	}) error {
+		defer func() {
+			stop() // first the Service and the Redlock, then the clients
+			for _, n := range in.Nodes {
+				n.Close()
+			}
+		}()
+		return svc.Run(context.Background(), "report:1", func(ctx context.Context) error {
+			fmt.Println("held on a majority of the nodes")
+			return nil
+		})
+	})
+	if err != nil {
+		log.Print(err)
+	}
+}

@@ -36,8 +36,8 @@ func ProvideRepository[T persistent.Persistent](c *dig.Container, opts ...Reposi
 	if cfg.nameSet && cfg.name == "" {
 		return fmt.Errorf("container: provide repository: %w", &provider.ArgError{Arg: "Name", Reason: "must not be empty"})
 	}
-	in := []param{{"Service", serviceType, false}, {"Stack", stackType, true}}
-	out := []param{{"Repository", reflect.TypeFor[repository.Repository[T]](), false}}
+	in := []param{{field: "Service", typ: serviceType}, {field: "Stack", typ: stackType, optional: true}}
+	out := []param{{field: "Repository", typ: reflect.TypeFor[repository.Repository[T]]()}}
 	build := func(args []reflect.Value) ([]any, error) {
 		s, _ := args[1].Interface().(*stack)
 		if s == nil || s.svc != args[0].Interface() {

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 
 	"github.com/lockproof/lockproof/locked"
 	"github.com/lockproof/lockproof/persistent"
@@ -53,6 +54,19 @@ type Repository[T persistent.Persistent] interface {
 	// DeleteByID removes the entity with the ID if there is one. It is
 	// idempotent and needs no lock, for clean-up paths only.
 	DeleteByID(ctx context.Context, id string) error
+
+	// All yields every stored entity, in ID order (the byte order of the
+	// IDs), without a lock (JustScale's find): like Find it only reads; to
+	// modify an entity, lock it with locked.Load. Each entity is a private
+	// copy read as of when the iteration reaches it, not one snapshot of
+	// the whole store: an entity stored for the whole iteration is yielded
+	// exactly once, one deleted or inserted meanwhile may or may not be,
+	// and no ID is yielded twice. A deleted entity is never yielded, even
+	// if the store keeps a tombstone for it. An error (ctx ended, the store
+	// failed, an entity does not decode) is yielded with the zero entity
+	// and ends the iteration. Breaking out of the loop stops the reading;
+	// the loop body may call the repository and lock entities.
+	All(ctx context.Context) iter.Seq2[T, error]
 }
 
 func idError(op, id string, err error) error {

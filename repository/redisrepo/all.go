@@ -12,8 +12,9 @@ import (
 	"github.com/lockproof/lockproof/repository"
 )
 
-// All yields every stored entity of T in this repository's namespace, in
-// ID order, without a lock (JustScale's find). It lists the records first
+// All implements repository.Repository: it yields every stored entity of
+// T in this repository's namespace, in ID order (byte order), without a
+// lock (JustScale's find). It lists the records first
 // (redisprovider.Provider.KeysWith, a SCAN: linear in the keys under the
 // provider's prefix), then reads each with Find, as of when All reaches it:
 // a record deleted since is skipped, one inserted since is not yielded. A

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -32,9 +34,10 @@ type refRepo struct {
 	bugs bugs
 
 	mu sync.Mutex
-	// records, saves, shared and store are guarded by mu.
+	// records, tombs, saves, shared and store are guarded by mu.
 	store   locked.Store // of the first proof that passed check; zero before
 	records map[string]refRecord
+	tombs   map[string][]byte  // deleted records' data, for bugs.allYieldsDeleted
 	saves   int                // number of Saves, for bugs.dropWrites
 	shared  map[string]*entity // the caller's pointers, for bugs.sharedStore
 }
@@ -67,12 +70,16 @@ type bugs struct {
 	ignoreCtx            bool // CancelledContext: ignores the context
 	checkFirstNoFence    bool // PausedHolderAfterNewWrite: Check before encoding, no fence
 	checkFirst           bool // PausedHolderAfterNewLoad, PausedHolderAfterReinsert: Check before encoding (as Memory does)
+	allYieldsDeleted     bool // All: All yields deleted records too (a tombstone not skipped)
+	allDescending        bool // All: All yields IDs in decreasing order
+	allIgnoresBreak      bool // All: All goes on after yield returned false
+	allIgnoresCtx        bool // All: All ignores its context
 }
 
 var _ repository.Repository[*entity] = (*refRepo)(nil)
 
 func newRefRepo(b bugs) *refRepo {
-	return &refRepo{bugs: b, records: map[string]refRecord{}, shared: map[string]*entity{}}
+	return &refRepo{bugs: b, records: map[string]refRecord{}, tombs: map[string][]byte{}, shared: map[string]*entity{}}
 }
 
 func (r *refRepo) ctxErr(ctx context.Context) error {
@@ -244,9 +251,17 @@ func (r *refRepo) Delete(ctx context.Context, l *locked.Locked[*entity]) error {
 	case l.Fence() < rec.fence:
 		return repository.ErrStale
 	}
+	r.bury(id)
+	return nil
+}
+
+// bury removes the record of id. r.mu is held.
+func (r *refRepo) bury(id string) {
+	if rec, ok := r.records[id]; ok && r.bugs.allYieldsDeleted {
+		r.tombs[id] = rec.data
+	}
 	delete(r.records, id)
 	delete(r.shared, id)
-	return nil
 }
 
 func noop(err error) error {
@@ -268,9 +283,51 @@ func (r *refRepo) DeleteByID(ctx context.Context, id string) error {
 	if _, ok := r.records[id]; !ok && r.bugs.deleteByIDMissingErr {
 		return repository.ErrNotFound
 	}
-	delete(r.records, id)
-	delete(r.shared, id)
+	r.bury(id)
 	return nil
+}
+
+// All takes the IDs when it starts and reads each as it reaches it, as
+// repository.Memory does.
+func (r *refRepo) All(ctx context.Context) iter.Seq2[*entity, error] {
+	return func(yield func(*entity, error) bool) {
+		r.mu.Lock()
+		ids := make([]string, 0, len(r.records)+len(r.tombs))
+		for id := range r.records {
+			ids = append(ids, id)
+		}
+		for id := range r.tombs {
+			ids = append(ids, id)
+		}
+		r.mu.Unlock()
+		slices.Sort(ids)
+		if r.bugs.allDescending {
+			slices.Reverse(ids)
+		}
+		for _, id := range ids {
+			if err := ctx.Err(); err != nil && !r.bugs.allIgnoresCtx {
+				yield(nil, err)
+				return
+			}
+			r.mu.Lock()
+			data, ok := r.records[id].data, true
+			if _, live := r.records[id]; !live {
+				data, ok = r.tombs[id]
+			}
+			r.mu.Unlock()
+			if !ok {
+				continue
+			}
+			var e *entity
+			if err := json.Unmarshal(data, &e); err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(e, nil) && !r.bugs.allIgnoresBreak {
+				return
+			}
+		}
+	}
 }
 
 // TestRefRepo shows that the suite can be passed.
@@ -309,6 +366,10 @@ var mutants = map[string]struct {
 	"CheckFirstNoFence":    {"PausedHolderAfterNewWrite", bugs{checkFirstNoFence: true}},
 	"CheckFirst":           {"PausedHolderAfterNewLoad", bugs{checkFirst: true}},
 	"CheckFirstReinsert":   {"PausedHolderAfterReinsert", bugs{checkFirst: true}},
+	"AllYieldsDeleted":     {"All", bugs{allYieldsDeleted: true}},
+	"AllDescending":        {"All", bugs{allDescending: true}},
+	"AllIgnoresBreak":      {"All", bugs{allIgnoresBreak: true}},
+	"AllIgnoresCtx":        {"All", bugs{allIgnoresCtx: true}},
 }
 
 const mutantEnv = "REPOSITORYTEST_MUTANT"
@@ -371,7 +432,7 @@ func TestSuiteCatchesMutants(t *testing.T) {
 		"IdentityChanged", "SaveAfterDelete", "DeleteByIDIdempotent",
 		"BadInput", "ForceReleasedProofRejected", "ForeignProofRejected", "CancelledContext",
 		"PausedHolderAfterNewWrite", "PausedHolderAfterNewLoad",
-		"PausedHolderAfterReinsert",
+		"PausedHolderAfterReinsert", "All",
 	} {
 		if !covered[sub] {
 			t.Errorf("no mutant shows that subtest %s can fail", sub)

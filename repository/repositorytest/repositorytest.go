@@ -203,6 +203,15 @@ func Run(t *testing.T, newRepo func(t *testing.T) repository.Repository[*Entity]
 //   - CancelledContext: Find, Insert, Save, Delete and DeleteByID with a
 //     cancelled context return errors matching context.Canceled and change
 //     nothing.
+//   - All: the entities inserted are yielded once each, as stored (not as
+//     a holder has modified them unsaved), while another holder keeps one
+//     of them locked; IDs come in strictly increasing byte order (entities
+//     of other subtests in a shared store may come between); entities
+//     deleted with a proof or by ID are not yielded; a yield that returns
+//     false is the last call, and the repository answers afterwards; the
+//     loop body may load, save and close an entity under its lock; with a
+//     cancelled context All yields one error matching context.Canceled and
+//     stops.
 //   - PausedHolderAfterNewWrite: holder A is paused inside Save (while the
 //     repository encodes its entity) and loses its lock; B loads, adds 10,
 //     saves and closes; then A resumes. A's write must not land after B's:
@@ -261,6 +270,7 @@ func (h Harness) Run(t *testing.T) {
 		{"ForceReleasedProofRejected", s.testForceReleasedProofRejected},
 		{"ForeignProofRejected", s.testForeignProofRejected},
 		{"CancelledContext", s.testCancelledContext},
+		{"All", s.testAll},
 		{"PausedHolderAfterNewWrite", func(t *testing.T) { s.testPausedHolder(t, afterNewWrite) }},
 		{"PausedHolderAfterNewLoad", func(t *testing.T) { s.testPausedHolder(t, afterNewLoad) }},
 		{"PausedHolderAfterReinsert", func(t *testing.T) { s.testPausedHolder(t, afterReinsert) }},
@@ -873,5 +883,130 @@ func (s suite) testPausedHolder(t *testing.T, mode pausedMode) {
 		t.Errorf("after B deleted the entity and it was inserted anew, Find = %+v, want the new %+v (A's stale Save returned %v)", got, reinserted, aErr)
 	case mode != afterReinsert && got.N != b.read+10:
 		t.Errorf("final N = %d, want B's %d (B held the lock last; A's Save returned %v)", got.N, b.read+10, aErr)
+	}
+}
+
+func (s suite) testAll(t *testing.T) {
+	e := s.env(t)
+	want := map[string]Entity{}
+	var kept []Entity
+	for n := range int64(4) {
+		ent := e.insert(t, n)
+		want[ent.Key] = ent
+		kept = append(kept, ent)
+	}
+	gone := e.insert(t, 10)
+	l := e.load(t, gone.Key)
+	if err := e.repo.Delete(e.ctx, l); err != nil {
+		t.Fatalf("Delete with a valid proof = %v, want nil", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	goneByID := e.insert(t, 11)
+	if err := e.repo.DeleteByID(e.ctx, goneByID.Key); err != nil {
+		t.Fatalf("DeleteByID = %v, want nil", err)
+	}
+	// A holder keeps one entity locked and modified, unsaved, during the
+	// iteration: All needs no lock, and yields what is stored.
+	held := e.load(t, kept[0].Key)
+	held.Entity().N = 99
+
+	seen := map[string]int{}
+	prev, first := "", true
+	for ent, err := range e.repo.All(e.ctx) {
+		if err != nil {
+			t.Fatalf("All yielded the error %v, want none", err)
+		}
+		if ent == nil {
+			t.Fatal("All yielded a nil entity and no error")
+		}
+		if !first && ent.Key <= prev {
+			t.Fatalf("All yielded %q after %q: want strictly increasing IDs (ID order, each once)", ent.Key, prev)
+		}
+		prev, first = ent.Key, false
+		switch ent.Key {
+		case gone.Key:
+			t.Fatalf("All yielded %q, deleted with its proof", gone.Key)
+		case goneByID.Key:
+			t.Fatalf("All yielded %q, deleted by ID", goneByID.Key)
+		}
+		if w, ok := want[ent.Key]; ok {
+			seen[ent.Key]++
+			if !equal(*ent, w) {
+				t.Fatalf("All yielded %+v, want the stored %+v", *ent, w)
+			}
+			ent.Tags[0] = "changed" // a private copy: the store is not changed
+		}
+	}
+	for _, w := range kept {
+		if seen[w.Key] != 1 {
+			t.Fatalf("All yielded the inserted %q %d times, want once", w.Key, seen[w.Key])
+		}
+	}
+	e.wantStored(t, kept[1], "after modifying an entity yielded by All")
+	if err := held.Close(); err != nil {
+		t.Fatalf("Close of the holder = %v", err)
+	}
+
+	// The iteration stops when yield returns false. Called directly, not
+	// through range, so that a repository that goes on is reported, not a
+	// panic of the range-over-func machinery.
+	calls := 0
+	e.repo.All(e.ctx)(func(*Entity, error) bool {
+		calls++
+		return false
+	})
+	if calls != 1 {
+		t.Fatalf("All called yield %d times after it returned false the first time, want 1", calls)
+	}
+
+	// After a break, and inside the loop body, the repository answers and
+	// entities can be locked: an iteration must not hold what the body
+	// needs (a database connection, a mutex). Bounded, so that a
+	// repository that does block fails here instead of hanging.
+	bounded, cancel := context.WithTimeout(e.ctx, e.h.Timeout)
+	defer cancel()
+	target := kept[2]
+	updated := false
+	for ent, err := range e.repo.All(bounded) {
+		if err != nil {
+			t.Fatalf("All yielded the error %v, want none", err)
+		}
+		if ent.Key != target.Key {
+			continue
+		}
+		l, err := locked.Load(bounded, e.svc, e.repo, target.Key, locked.WithTimeout(e.h.Timeout))
+		if err != nil {
+			t.Fatalf("locked.Load inside a loop over All = %v, want nil", err)
+		}
+		l.Entity().N = 77
+		err = e.repo.Save(bounded, l)
+		if cerr := l.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatalf("Save inside a loop over All = %v, want nil", err)
+		}
+		updated = true
+		break
+	}
+	if !updated {
+		t.Fatalf("All did not yield %q", target.Key)
+	}
+	target.N = 77
+	e.wantStored(t, target, "after a Save inside a loop over All, and a break")
+
+	cancelled, cancelNow := context.WithCancel(e.ctx)
+	cancelNow()
+	errs := 0
+	for got, err := range e.repo.All(cancelled) {
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("All with a cancelled context yielded %+v, %v; want an error matching context.Canceled", got, err)
+		}
+		errs++
+	}
+	if errs != 1 {
+		t.Fatalf("All with a cancelled context yielded %d errors, want 1, then the end", errs)
 	}
 }

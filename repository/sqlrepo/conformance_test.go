@@ -11,6 +11,7 @@ import (
 )
 
 func TestConformancePostgresMemprovider(t *testing.T) {
+	t.Cleanup(sqlrepo.SetAllPage(3)) // All crosses pages
 	db := openPG(t)
 	repositorytest.Harness{
 		NewRepo:    func(t *testing.T) repository.Repository[*entity] { return newRepo(t, db, nil) },
@@ -21,6 +22,7 @@ func TestConformancePostgresMemprovider(t *testing.T) {
 }
 
 func TestConformancePostgresRedisprovider(t *testing.T) {
+	t.Cleanup(sqlrepo.SetAllPage(3)) // All crosses pages
 	db := openPG(t)
 	c := redistest.Server(t).Client(t)
 	repositorytest.Harness{
@@ -32,6 +34,7 @@ func TestConformancePostgresRedisprovider(t *testing.T) {
 }
 
 func TestConformanceSQLiteMemprovider(t *testing.T) {
+	t.Cleanup(sqlrepo.SetAllPage(3)) // All crosses pages
 	db := openSQLite(t)
 	repositorytest.Harness{
 		NewRepo: func(t *testing.T) repository.Repository[*entity] {

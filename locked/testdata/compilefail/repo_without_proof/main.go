@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"iter"
 
 	"github.com/lockproof/lockproof/repository"
 )
@@ -26,6 +27,9 @@ func (sqlAccounts) Insert(ctx context.Context, a *Account) error    { return nil
 func (sqlAccounts) Save(ctx context.Context, a *Account) error      { return nil }
 func (sqlAccounts) Delete(ctx context.Context, a *Account) error    { return nil }
 func (sqlAccounts) DeleteByID(ctx context.Context, id string) error { return nil }
+func (sqlAccounts) All(ctx context.Context) iter.Seq2[*Account, error] {
+	return func(func(*Account, error) bool) {}
+}
 
 var _ repository.Repository[*Account] = sqlAccounts{} // want `sqlAccounts does not implement repository\.Repository\[\*Account\] \(wrong type for method (Delete|Save)\)`
 
