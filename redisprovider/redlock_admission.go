@@ -40,12 +40,15 @@ type admission struct {
 // it.
 func (r *Redlock) startAdmission() *admission {
 	r.admitMu.Lock()
-	defer r.admitMu.Unlock()
-	if r.admitting != nil {
-		return r.admitting
+	if a := r.admitting; a != nil {
+		r.admitMu.Unlock()
+		return a
 	}
 	a := &admission{done: make(chan struct{})}
 	r.admitting = a
+	// Unlocked before goBG: once Close has begun, goBG runs the function in
+	// this goroutine, and the function takes admitMu itself.
+	r.admitMu.Unlock()
 	r.goBG(func() {
 		a.err = r.admit(r.bgCtx) // a failure is retried by the next call that meets the node
 		r.admitMu.Lock()
