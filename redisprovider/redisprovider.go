@@ -448,7 +448,7 @@ func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration
 	}
 	nonce := newNonce()
 	start := time.Now()
-	res, err := acquireScript.Run(ctx, p.c, []string{lock, fence, queue, alive, tombstone(lock, token)},
+	res, err := acquireScript.Run(ctx, p.c, []string{lock, fence, queue, alive},
 		token, ms(ttl), joinArg, ms(3*p.poll), nonce).Slice()
 	if err != nil {
 		err = p.StoreError(ctx, err)
@@ -569,7 +569,7 @@ func (p *Provider) runGiveUp(g pendingGiveUp, timeout time.Duration) error {
 	}
 	// EVAL, not EVALSHA: this rare path must not depend on a script cache
 	// that a NOSCRIPT round trip could not refill in time.
-	return giveUpScript.Eval(ctx, p.c, []string{lock, queue, alive, tombstone(lock, g.token)},
+	return giveUpScript.Eval(ctx, p.c, []string{lock, queue, alive},
 		g.token, p.channel, g.key, free, ms(g.ttl), g.nonce).Err()
 }
 
@@ -630,7 +630,8 @@ func (p *Provider) cleanUp(done chan struct{}) {
 	}
 }
 
-// tombstone is the key that tells a late acquire of token to refuse.
+// tombstone is the key that tells a late Redlock acquire of token to refuse
+// (a single node keeps its tombstones in the waiter hash: giveup.lua).
 func tombstone(lock, token string) string { return lock + ":gone:" + token }
 
 // releaseMarker is the key that tells a re-sent release of token (or a

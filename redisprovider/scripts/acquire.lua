@@ -3,9 +3,11 @@
 -- KEYS[2] fence counter (never expires)
 -- KEYS[3] waiter queue: a list of tokens, oldest first
 -- KEYS[4] waiter deadlines: a hash token -> ms (server clock) after which
---         a waiter that has not tried again counts as gone
--- KEYS[5] this token's tombstone: holds the nonce of a request whose caller
---         gave up on it (its reply was lost), so it must not grant late
+--         a waiter that has not tried again counts as gone; its field ''
+--         (no token is empty) holds the tombstones: " <nonce>:<ms>" per
+--         request whose caller gave up on it (its reply was lost), so it
+--         must not grant late (see giveup.lua). The hash outlives the queue
+--         and every tombstone in it.
 -- ARGV[1] token, ARGV[2] TTL in ms, ARGV[3] '1' to join the queue if
 -- refused, ARGV[4] waiter lease in ms, ARGV[5] this request's nonce.
 -- Order is fair: while anyone waits, only the head of the queue may take a
@@ -16,8 +18,9 @@
 -- ms is when to try again unwoken: the holder's PTTL (-1 for a foreign
 -- value without TTL), or the head waiter's deadline.
 
--- Fast path: nobody holds the key, nobody waits, nobody gave up.
-if redis.call('EXISTS', KEYS[1], KEYS[3], KEYS[5]) == 0 then
+-- Fast path: nobody holds the key, nobody waits, nobody gave up: the queue
+-- never exists without the hash, so two keys say it.
+if redis.call('EXISTS', KEYS[1], KEYS[4]) == 0 then
   local fence = fence_next(KEYS[2])
   redis.call('SET', KEYS[1], hold_value(fence, ARGV[5], ARGV[1]), 'PX', ARGV[2])
   return {1, fence}
@@ -28,9 +31,19 @@ if hn == ARGV[5] and ht == ARGV[1] then
   return {1, hf} -- a re-execution of the request that took it
 end
 
-if redis.pcall('GET', KEYS[5]) == ARGV[5] then
-  redis.call('DEL', KEYS[5])
-  return {0, 0} -- the caller has gone; nobody reads this
+local tombs = redis.call('HGET', KEYS[4], '')
+if tombs then
+  local i = string.find(tombs, ' ' .. ARGV[5] .. ':', 1, true)
+  if i then
+    local j = string.find(tombs, ' ', i + 1, true)
+    local rest = string.sub(tombs, 1, i - 1) .. (j and string.sub(tombs, j) or '')
+    if rest == '' then
+      redis.call('HDEL', KEYS[4], '')
+    else
+      redis.call('HSET', KEYS[4], '', rest)
+    end
+    return {0, 0} -- the caller has gone; nobody reads this
+  end
 end
 
 local t = redis.call('TIME')
@@ -61,13 +74,26 @@ end
 
 if ARGV[3] == '1' then
   local lease = tonumber(ARGV[4])
+  if not head then
+    -- A new queue: a deadline left in the hash (which may outlive a queue
+    -- for its tombstones) is of a waiter that stopped; drop them all so
+    -- that HSET below reports a newcomer truly, keeping the tombstones.
+    local pt = tombs and redis.call('PTTL', KEYS[4]) or 0
+    if redis.call('DEL', KEYS[4]) == 1 and pt > 0 then
+      redis.call('HSET', KEYS[4], '', tombs)
+      redis.call('PEXPIRE', KEYS[4], pt)
+    end
+  end
   if redis.call('HSET', KEYS[4], ARGV[1], now + lease) == 1 then
     redis.call('RPUSH', KEYS[3], ARGV[1])
   end
-  -- The queue outlives its last waiter's deadline, never longer.
+  -- The queue outlives its last waiter's deadline, never longer; the hash
+  -- outlives the queue (its expiry is only ever raised).
   if redis.call('PTTL', KEYS[3]) < lease then
     redis.call('PEXPIRE', KEYS[3], lease)
-    redis.call('PEXPIRE', KEYS[4], lease)
+    if redis.call('PTTL', KEYS[4]) < lease then
+      redis.call('PEXPIRE', KEYS[4], lease)
+    end
   end
 end
 
