@@ -45,7 +45,7 @@ func (r *scriptRig) acquire(token, nonce string, join bool) string {
 
 func (r *scriptRig) giveUp(token, nonce string, lost bool) {
 	r.t.Helper()
-	if err := redisprovider.RunGiveUpScript(r.ctx, r.c, r.key, token, lost, 60000, nonce); err != nil {
+	if err := redisprovider.RunGiveUpScript(r.ctx, r.c, r.key, token, "wake-"+r.key, lost, 60000, nonce); err != nil {
 		r.t.Fatalf("give-up %s/%s: %v", token, nonce, err)
 	}
 }
@@ -156,4 +156,72 @@ func TestScriptTombstoneKeepsOrder(t *testing.T) {
 	if got, want := r.queue(), []string{"w"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("queue after u's grant = %v, want %v", got, want)
 	}
+}
+
+// TestScriptWakesOnlyWhenWaited: a release publishes a wake-up only when
+// the hold says someone may wait (a waiter joined during it, or the head
+// took it), and that mark does not hide a re-sent acquire or a give-up.
+func TestScriptWakesOnlyWhenWaited(t *testing.T) {
+	r := newScriptRig(t)
+	channel := "wake-" + r.key // as giveUp publishes
+	sub := r.c.Subscribe(r.ctx, channel)
+	t.Cleanup(func() { _ = sub.Close() })
+	if _, err := sub.Receive(r.ctx); err != nil { // the subscription is confirmed
+		t.Fatal(err)
+	}
+	// next returns the next message; a marker published after the release
+	// stands for "nothing was published before it".
+	next := func() string {
+		t.Helper()
+		if err := r.c.Publish(r.ctx, channel, "(none)").Err(); err != nil {
+			t.Fatal(err)
+		}
+		m, err := sub.ReceiveMessage(r.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Payload != "(none)" {
+			if m2, err := sub.ReceiveMessage(r.ctx); err != nil || m2.Payload != "(none)" {
+				t.Fatalf("after %q: %v, %v", m.Payload, m2, err)
+			}
+		}
+		return m.Payload
+	}
+	release := func(token string) {
+		t.Helper()
+		if n, err := redisprovider.RunReleaseScript(r.ctx, r.c, r.key, token, channel); err != nil || n != 1 {
+			t.Fatalf("release %s = %d, %v", token, n, err)
+		}
+	}
+	lock, _, _, _ := redisprovider.KeysOf(r.key)
+	value := func() string {
+		t.Helper()
+		v, err := r.c.Get(r.ctx, lock).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	r.want("h", r.acquire("h", "n1", false), "granted 1")
+	r.want("h's hold", value(), "1 n1 h")
+	release("h")
+	r.want("wake-up after a release nobody waited for", next(), "(none)")
+
+	r.want("h again", r.acquire("h", "n2", false), "granted 2")
+	r.want("w joins", r.acquire("w", "n3", true), "refused wait")
+	r.want("h's hold after w joined", value(), "2 n2+ h")
+	r.want("h's re-sent acquire", r.acquire("h", "n2", false), "granted 2")
+	release("h")
+	r.want("wake-up after h's release", next(), "1:w"+r.key)
+
+	r.want("u joins the reserved key", r.acquire("u", "n4", true), "refused wait")
+	r.want("w, the head", r.acquire("w", "n5", true), "granted 3")
+	r.want("w's hold", value(), "3 n5+ w")
+	r.giveUp("w", "n5", true) // w's try was lost: the give-up frees it and wakes u
+	r.want("wake-up after w's give-up", next(), "1:u"+r.key)
+	r.want("u, the head", r.acquire("u", "n6", true), "granted 4")
+	r.want("u's hold (it took the head's turn)", value(), "4 n6+ u")
+	release("u")
+	r.want("wake-up after u's release, queue empty", next(), "(none)")
 }

@@ -1,5 +1,6 @@
 -- Take the lock if it is free and no live waiter is ahead of the caller.
--- KEYS[1] lock: a hold (see hold.lua) with the hold's TTL
+-- KEYS[1] lock: a hold (see hold.lua) with the hold's TTL; a waiter that
+--         joins marks it (nonce + '+'), and so does the head that takes it
 -- KEYS[2] fence counter (never expires)
 -- KEYS[3] waiter queue: a list of tokens, oldest first
 -- KEYS[4] waiter deadlines: a hash token -> ms (server clock) after which
@@ -27,7 +28,7 @@ if redis.call('EXISTS', KEYS[1], KEYS[4]) == 0 then
 end
 
 local hf, hn, ht = hold_get(KEYS[1])
-if hn == ARGV[5] and ht == ARGV[1] then
+if hn and hold_is(hn, ARGV[5]) and ht == ARGV[1] then
   return {1, hf} -- a re-execution of the request that took it
 end
 
@@ -68,11 +69,18 @@ if free and (not head or head == ARGV[1]) then
     redis.call('LREM', KEYS[3], 1, ARGV[1])
   end
   local fence = fence_next(KEYS[2])
-  redis.call('SET', KEYS[1], hold_value(fence, ARGV[5], ARGV[1]), 'PX', ARGV[2])
+  local nonce = ARGV[5]
+  if head then -- the head takes it: others may still wait
+    nonce = nonce .. '+'
+  end
+  redis.call('SET', KEYS[1], hold_value(fence, nonce, ARGV[1]), 'PX', ARGV[2])
   return {1, fence}
 end
 
 if ARGV[3] == '1' then
+  if hf and not hold_waited(hn) then -- tell the holder's release to wake the head
+    redis.call('SET', KEYS[1], hold_value(hf, hn .. '+', ht), 'KEEPTTL')
+  end
   local lease = tonumber(ARGV[4])
   if not head then
     -- A new queue: a deadline left in the hash (which may outlive a queue

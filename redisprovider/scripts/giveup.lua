@@ -16,7 +16,7 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 local held = false
 if ARGV[4] == '1' then
   local _, n, t = hold_get(KEYS[1])
-  held = n == ARGV[6] and t == ARGV[1]
+  held = n ~= nil and hold_is(n, ARGV[6]) and t == ARGV[1]
   if held then
     redis.call('DEL', KEYS[1])
   else
