@@ -9,7 +9,12 @@
 // SCRIPT FLUSH forgot, transparently). A key K is stored as
 // "<prefix>{K}" = "<fence> <nonce> <token>" with the hold's TTL, beside a
 // fence counter "<prefix>{K}:fence" and, while somebody waits, a FIFO queue
-// of waiters "<prefix>{K}:queue" with their deadlines "<prefix>{K}:alive".
+// of waiters "<prefix>{K}:queue" with their deadlines "<prefix>{K}:alive"
+// (which also keeps, for the TTL they asked for, the nonces of acquires
+// whose reply was lost and whose caller gave up, so that they refuse if
+// they run late). A free key with neither hash nor queue is taken with
+// EXISTS, INCR and SET; a release runs GET, DEL and, if the client may
+// re-send it, SET of its marker.
 // The shared hash tag keeps them all in one Cluster slot. The value's
 // format is this package's alone: a store that checks a hold inside its own
 // script gets a [Guard] and a [GuardedScript], never the format.
@@ -18,8 +23,9 @@
 //
 // Waiting is fair: a waiter that finds the key held joins the queue, and
 // while anyone waits, only the head of the queue may take the key, so a
-// releaser asking again cannot barge in front. The release publishes the
-// key and the head's token on the provider's channel; each Provider keeps
+// releaser asking again cannot barge in front. A waiter that joins marks
+// the hold, and the release of a marked hold publishes the key and the
+// head's token on the provider's channel; each Provider keeps
 // one subscription to it, multiplexed over its waiters and confirmed before
 // any waiter first retries, so a release between the try and the subscribe
 // cannot be missed, and it wakes only the head. A waiter also retries when
