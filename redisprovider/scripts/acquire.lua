@@ -20,12 +20,22 @@
 -- value without TTL), or the head waiter's deadline.
 
 -- Fast path: nobody holds the key, nobody waits, nobody gave up: the queue
--- never exists without the hash, so two keys say it.
+-- never exists without the hash, so two keys say it. It runs before
+-- hold.lua's functions are created (about 0.7 us of closures per call), so
+-- it spells out fence_next and hold_value; the script tests pin both
+-- writers of a hold to the same string.
 if redis.call('EXISTS', KEYS[1], KEYS[4]) == 0 then
-  local fence = fence_next(KEYS[2])
-  redis.call('SET', KEYS[1], hold_value(fence, ARGV[5], ARGV[1]), 'PX', ARGV[2])
+  local n = redis.call('INCR', KEYS[2])
+  local fence
+  if n < 9007199254740992 then
+    fence = string.format('%d', n)
+  else
+    fence = redis.call('GET', KEYS[2])
+  end
+  redis.call('SET', KEYS[1], fence .. ' ' .. ARGV[5] .. ' ' .. ARGV[1], 'PX', ARGV[2])
   return {1, fence}
 end
+--#hold
 
 local hf, hn, ht = hold_get(KEYS[1])
 if hn and hold_is(hn, ARGV[5]) and ht == ARGV[1] then
