@@ -9,7 +9,12 @@
 // SCRIPT FLUSH forgot, transparently). A key K is stored as
 // "<prefix>{K}" = "<fence> <nonce> <token>" with the hold's TTL, beside a
 // fence counter "<prefix>{K}:fence" and, while somebody waits, a FIFO queue
-// of waiters "<prefix>{K}:queue" with their deadlines "<prefix>{K}:alive".
+// of waiters "<prefix>{K}:queue" with their deadlines "<prefix>{K}:alive"
+// (which also keeps, for the TTL they asked for, the nonces of acquires
+// whose reply was lost and whose caller gave up, so that they refuse if
+// they run late). A free key with neither hash nor queue is taken with
+// EXISTS, INCR and SET; a release runs GET, DEL and, if the client may
+// re-send it, SET of its marker.
 // The shared hash tag keeps them all in one Cluster slot. The value's
 // format is this package's alone: a store that checks a hold inside its own
 // script gets a [Guard] and a [GuardedScript], never the format.
@@ -18,8 +23,9 @@
 //
 // Waiting is fair: a waiter that finds the key held joins the queue, and
 // while anyone waits, only the head of the queue may take the key, so a
-// releaser asking again cannot barge in front. The release publishes the
-// key and the head's token on the provider's channel; each Provider keeps
+// releaser asking again cannot barge in front. A waiter that joins marks
+// the hold, and the release of a marked hold publishes the key and the
+// head's token on the provider's channel; each Provider keeps
 // one subscription to it, multiplexed over its waiters and confirmed before
 // any waiter first retries, so a release between the try and the subscribe
 // cannot be missed, and it wakes only the head. A waiter also retries when
@@ -126,8 +132,15 @@ var (
 	giveUpScript  = holdScript(giveUpSrc)
 )
 
-// holdScript is src after the hold format's functions (scripts/hold.lua).
-func holdScript(src string) *redis.Script { return redis.NewScript(holdSrc + src) }
+// holdScript is src with the hold format's functions (scripts/hold.lua)
+// before it, or in place of its line "--#hold" if it has one: a fast path
+// above that line runs without creating the functions' closures.
+func holdScript(src string) *redis.Script {
+	if before, after, ok := strings.Cut(src, "\n--#hold\n"); ok {
+		return redis.NewScript(before + "\n" + holdSrc + after)
+	}
+	return redis.NewScript(holdSrc + src)
+}
 
 // Defaults used when Options leave a field zero.
 const (
@@ -448,7 +461,7 @@ func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration
 	}
 	nonce := newNonce()
 	start := time.Now()
-	res, err := acquireScript.Run(ctx, p.c, []string{lock, fence, queue, alive, tombstone(lock, token)},
+	res, err := acquireScript.Run(ctx, p.c, []string{lock, fence, queue, alive},
 		token, ms(ttl), joinArg, ms(3*p.poll), nonce).Slice()
 	if err != nil {
 		err = p.StoreError(ctx, err)
@@ -569,7 +582,7 @@ func (p *Provider) runGiveUp(g pendingGiveUp, timeout time.Duration) error {
 	}
 	// EVAL, not EVALSHA: this rare path must not depend on a script cache
 	// that a NOSCRIPT round trip could not refill in time.
-	return giveUpScript.Eval(ctx, p.c, []string{lock, queue, alive, tombstone(lock, g.token)},
+	return giveUpScript.Eval(ctx, p.c, []string{lock, queue, alive},
 		g.token, p.channel, g.key, free, ms(g.ttl), g.nonce).Err()
 }
 
@@ -630,7 +643,8 @@ func (p *Provider) cleanUp(done chan struct{}) {
 	}
 }
 
-// tombstone is the key that tells a late acquire of token to refuse.
+// tombstone is the key that tells a late Redlock acquire of token to refuse
+// (a single node keeps its tombstones in the waiter hash: giveup.lua).
 func tombstone(lock, token string) string { return lock + ":gone:" + token }
 
 // releaseMarker is the key that tells a re-sent release of token (or a

@@ -4,7 +4,10 @@
 -- A hold is the string "<fence> <nonce> <token>" at the lock key, with the
 -- hold's TTL: fence a decimal integer without leading zeros, nonce the id of
 -- the acquire request that took it (no spaces), token the rest (it may
--- contain spaces). Any other value, or a key of another type, is foreign:
+-- contain spaces). A nonce field ending in '+' (nonces never do) says that
+-- someone may wait in the queue: a waiter joined during the hold, or the
+-- hold was taken by the head of a queue; only such a release looks at the
+-- queue to wake its head (hold_waited, hold_is). Any other value, or a key of another type, is foreign:
 -- no token holds it and nothing here changes it.
 --
 -- Fences are handled as decimal strings, never as Lua numbers (doubles),
@@ -18,6 +21,17 @@ local function hold_get(key)
     return nil
   end
   return string.match(v, '^([1-9]%d*) (%S+) (.+)$')
+end
+
+-- hold_is reports whether nonce field n (from hold_get) is of request nonce.
+local function hold_is(n, nonce)
+  return n == nonce or n == nonce .. '+'
+end
+
+-- hold_waited reports whether nonce field n (from hold_get) says that
+-- someone may wait.
+local function hold_waited(n)
+  return string.byte(n, -1) == 43 -- '+'
 end
 
 -- hold_value is the string of a hold.
