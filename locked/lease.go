@@ -8,6 +8,7 @@ import (
 	"math"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/lockproof/lockproof/provider"
 )
@@ -47,6 +48,11 @@ type Lease struct {
 	shared   bool          // another lease of the Service was given the same hold (WithReentrant)
 	cause    error         // why the lease ended; nil while it lasts
 	late     *leaseLate    // nil until a Context, timer or renewal is needed
+
+	// tokenBytes holds the token when it fits, as the Service's default
+	// tokens do (see newToken): token then points here, and the lease and
+	// its token are one allocation. Written once, before token is made.
+	tokenBytes [32]byte
 }
 
 // leaseLate is the part of a lease that most leases never need. A lease
@@ -71,13 +77,28 @@ var (
 	errZero     = fmt.Errorf("%w: zero or nil lease", ErrNotHeld)
 )
 
-func newLease(s *Service, key, token string, g provider.Grant, o *callOptions, parent *chainNode, acquired time.Duration) *Lease {
-	l := &Lease{
-		svc: s, key: key, token: token, fence: g.Fence, ttl: o.ttl, noExpiry: o.noExpiry,
-		acquired: acquired, expires: g.Expires.Sub(s.epoch),
+// newLease returns a lease of s on key with a new token for owner, to be
+// granted (grant) once the store has it.
+func (s *Service) newLease(key, owner string) *Lease {
+	l := &Lease{svc: s, key: key}
+	var buf [64]byte
+	tok := s.appendToken(buf[:0], owner)
+	if len(tok) <= len(l.tokenBytes) {
+		n := copy(l.tokenBytes[:], tok)
+		// The bytes are never written again (a Lease is not reused), so
+		// the string may share them: one allocation for both.
+		l.token = unsafe.String(&l.tokenBytes[0], n)
+	} else {
+		l.token = string(tok)
 	}
-	l.chain = chainNode{lease: l, parent: parent}
 	return l
+}
+
+// grant fills in what the store granted, and the call that asked.
+func (l *Lease) grant(g provider.Grant, o *callOptions, parent *chainNode, acquired time.Duration) {
+	l.fence, l.ttl, l.noExpiry = g.Fence, o.ttl, o.noExpiry
+	l.acquired, l.expires = acquired, g.Expires.Sub(l.svc.epoch)
+	l.chain = chainNode{lease: l, parent: parent}
 }
 
 // since returns the time since the Service's epoch: one monotonic clock
@@ -652,7 +673,8 @@ func (s *Service) Restore(ctx context.Context, h Handle, opts ...CallOption) (*L
 	if o.noExpiry {
 		o.autoRenew = false
 	}
-	l := newLease(s, h.Key, h.Token, provider.Grant{Fence: h.Fence, Expires: before.Add(st.TTL)}, &o, chainOf(ctx), time.Since(s.epoch))
+	l := &Lease{svc: s, key: h.Key, token: h.Token}
+	l.grant(provider.Grant{Fence: h.Fence, Expires: before.Add(st.TTL)}, &o, chainOf(ctx), time.Since(s.epoch))
 	if !s.track(l, false) {
 		l.end(ErrClosed)
 		return nil, opError("restore", h.Key, ErrClosed)

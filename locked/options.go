@@ -54,8 +54,9 @@ type Options struct {
 	AutoRenew bool
 
 	// Owner names this Service's holder in tokens and State. Default: a new
-	// random UUID per Service. Tokens stay unique even when several
-	// processes share an Owner. Per call: WithOwner.
+	// random ID per Service (16 characters of URL-safe base64, 96 bits).
+	// Tokens stay unique even when several processes share an Owner. Per
+	// call: WithOwner.
 	Owner string
 
 	// Namespace, if set, prefixes every key in the store with

@@ -154,10 +154,11 @@ func (s *Service) acquire(ctx context.Context, key string, wait bool, opts []Cal
 		return nil, opError("acquire", key, ErrClosed)
 	}
 	defer s.inflight.Done()
-	minted := s.newToken(o.owner)
-	token := minted
+	l := s.newLease(key, o.owner)
+	minted := l.token
 	start := time.Since(s.epoch)
-	g, err := s.take(ctx, key, &token, wait, &o)
+	g, err := s.take(ctx, key, &l.token, wait, &o)
+	token := l.token
 	s.stats.waited.Add(int64(time.Since(s.epoch) - start))
 	if err != nil && ctx.Err() == nil && s.life.Err() != nil && errors.Is(err, context.Canceled) {
 		err = ErrClosed // the wait was ended by Close, not by the caller
@@ -168,7 +169,7 @@ func (s *Service) acquire(ctx context.Context, key string, wait bool, opts []Cal
 		s.events.emit(Event{Type: AcquireFailed, Key: key, Token: token, Err: err})
 		return nil, err
 	}
-	l := newLease(s, key, token, g, &o, chain, start)
+	l.grant(g, &o, chain, start)
 	if !s.track(l, token != minted) { // closed while we waited: give it back
 		_ = s.p.Release(context.WithoutCancel(ctx), s.prefix+key, token)
 		l.end(ErrClosed)
@@ -272,21 +273,18 @@ func (s *Service) reenter(ctx context.Context, sk string, token *string, o *call
 	return provider.Grant{}, true, fmt.Errorf("%w: the hold kept changing", ErrNotAcquired)
 }
 
-// newToken returns a new token "owner/instance/seq", seq in base 36, in
-// one allocation. When the owner is the Service's instance ID (the default
-// Owner), the instance is left out ("owner//seq"): the owner already makes
-// the token unique, since no other Service has that instance. See
-// docs/decisions.md.
-func (s *Service) newToken(owner string) string {
-	b := make([]byte, 0, 64)
+// appendToken appends a new token "owner/instance/seq" to b, seq in base
+// 36. When the owner is the Service's instance ID (the default Owner), the
+// instance is left out ("owner//seq"): the owner already makes the token
+// unique, since no other Service has that instance. See docs/decisions.md.
+func (s *Service) appendToken(b []byte, owner string) []byte {
 	b = append(b, owner...)
 	b = append(b, '/')
 	if owner != s.instance {
 		b = append(b, s.instance...)
 	}
 	b = append(b, '/')
-	b = strconv.AppendUint(b, s.seq.Add(1), 36)
-	return string(b)
+	return strconv.AppendUint(b, s.seq.Add(1), 36)
 }
 
 // instanceBytes is the randomness of a Service's instance ID: 96 bits, so
@@ -572,7 +570,8 @@ func (s *Service) endLocal(key, token string, cause error) {
 	}
 }
 
-// ownerOf returns the owner part of a token "owner/instance/seq".
+// ownerOf returns the owner part of a token "owner/instance/seq" (also of
+// "owner//seq", and of the older tokens with a UUID and a decimal seq).
 func ownerOf(token string) string {
 	for range 2 {
 		i := strings.LastIndexByte(token, '/')
