@@ -82,16 +82,17 @@ func BenchmarkServiceHeapPerLease(b *testing.B) {
 	}
 }
 
-// maxAllocsPerCycle and maxServiceBytesPerLease are the targets of issue
-// 13 for the Service's own cost on top of the provider.
+// maxAllocsPerCycle and maxServiceBytesPerLease bound the Service's own
+// cost on top of the provider. Issue 13's targets are 2 allocations and
+// 200 B; the Lease (its token inside) is the one allocation left.
 const (
-	maxAllocsPerCycle       = 2
+	maxAllocsPerCycle       = 1
 	maxServiceBytesPerLease = 200
 )
 
 // TestServiceTryAcquireReleaseAllocs fails if a TryAcquire + Release
-// through the Service allocates more than maxAllocsPerCycle times (the
-// token and the Lease). Allocation counts are deterministic.
+// through the Service allocates more than maxAllocsPerCycle times.
+// Allocation counts are deterministic.
 func TestServiceTryAcquireReleaseAllocs(t *testing.T) {
 	p := newProvider(t)
 	s := newService(t, p, &locked.Options{TTL: time.Minute})
@@ -172,4 +173,45 @@ func heapGrowth(fill func()) float64 {
 	before := read()
 	fill()
 	return read() - before
+}
+
+// TestServiceAllocsOtherPaths logs what the other common calls allocate,
+// for docs/benchmarks.md; only the TryAcquire + Release cycle has a bound.
+func TestServiceAllocsOtherPaths(t *testing.T) {
+	p := newProvider(t)
+	s := newService(t, p, &locked.Options{TTL: time.Minute})
+	ctx := context.Background()
+	key := uniqueKey(t, "allocs")
+	cases := []struct {
+		name string
+		run  func()
+	}{
+		{"Acquire (free key) + Release", func() {
+			l, err := s.Acquire(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = l.Release(ctx)
+		}},
+		{"TryAcquire WithTTL + Release", func() {
+			l, err := s.TryAcquire(ctx, key, locked.WithTTL(time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = l.Release(ctx)
+		}},
+		{"TryAcquire + Context + Release", func() {
+			l, err := s.TryAcquire(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = l.Context()
+			_ = l.Release(ctx)
+		}},
+		{"Run", func() { _ = s.Run(ctx, key, func(context.Context) error { return nil }) }},
+	}
+	for _, c := range cases {
+		c.run()
+		t.Logf("%-32s %v allocs", c.name, testing.AllocsPerRun(200, c.run))
+	}
 }
