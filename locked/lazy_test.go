@@ -213,3 +213,26 @@ func TestOldFormatTokensKeepTheirOwner(t *testing.T) {
 	assert.Equal(t, 1, n)
 	require.False(t, p.IsLocked(key))
 }
+
+// A lease restored in the Service that still has the original open shares
+// its hold: releasing either ends both here.
+func TestRestoreInSameServiceSharesTheHold(t *testing.T) {
+	for _, releaseRestored := range []bool{true, false} {
+		t.Run("releaseRestored="+strconv.FormatBool(releaseRestored), func(t *testing.T) {
+			p := newProvider(t)
+			s := newService(t, p, nil)
+			key := uniqueKey(t, "k")
+			orig := mustAcquire(t, s, key)
+			restored, err := s.Restore(t.Context(), orig.Handle())
+			require.NoError(t, err)
+			first, second := orig, restored
+			if releaseRestored {
+				first, second = restored, orig
+			}
+			require.NoError(t, first.Release(t.Context()))
+			require.ErrorIs(t, context.Cause(second.Context()), locked.ErrNotHeld)
+			assert.Equal(t, 0, s.Stats().Open)
+			require.False(t, p.IsLocked(key))
+		})
+	}
+}

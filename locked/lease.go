@@ -45,7 +45,7 @@ type Lease struct {
 	noExpiry bool          // WithNoExpiry: never lapses
 	released bool          // Release, Close or Detach was called
 	tracked  bool          // in the Service's list of open leases
-	shared   bool          // another lease of the Service was given the same hold (WithReentrant)
+	shared   bool          // another open lease of the Service has the same hold (WithReentrant, Restore)
 	cause    error         // why the lease ended; nil while it lasts
 	late     *leaseLate    // nil until a Context, timer or renewal is needed
 
@@ -675,7 +675,7 @@ func (s *Service) Restore(ctx context.Context, h Handle, opts ...CallOption) (*L
 	}
 	l := &Lease{svc: s, key: h.Key, token: h.Token}
 	l.grant(provider.Grant{Fence: h.Fence, Expires: before.Add(st.TTL)}, &o, chainOf(ctx), time.Since(s.epoch))
-	if !s.track(l, false) {
+	if !s.track(l, true) { // this Service may have the lease l restores open
 		l.end(ErrClosed)
 		return nil, opError("restore", h.Key, ErrClosed)
 	}

@@ -498,25 +498,26 @@ func (s *Service) isClosed() bool {
 	return s.closed
 }
 
-// track adds l to the open leases, unless the Service is closed. shared
-// says that l was given a hold that a lease may already have (WithReentrant):
-// both are marked, so that releasing either ends the other (endLocal). With
-// a subscriber, the lease's expiry timer starts now, for its Lost event
-// (Subscribe starts those of the leases already open).
-func (s *Service) track(l *Lease, shared bool) bool {
+// track adds l to the open leases, unless the Service is closed. mayShare
+// says that l was given a hold that an open lease may already have
+// (WithReentrant, Restore): those found are marked with l, so that
+// releasing one ends the others (endLocal). With a subscriber, the lease's
+// expiry timer starts now, for its Lost event (Subscribe starts those of
+// the leases already open).
+func (s *Service) track(l *Lease, mayShare bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return false
 	}
-	if shared {
+	if mayShare {
 		for o := s.leases; o != nil; o = o.next {
 			if o.key == l.key && o.token == l.token {
-				o.shared = true
+				o.shared, l.shared = true, true
 			}
 		}
 	}
-	l.tracked, l.shared = true, shared
+	l.tracked = true
 	l.prev, l.next = nil, s.leases
 	if s.leases != nil {
 		s.leases.prev = l
