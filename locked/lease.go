@@ -22,9 +22,10 @@ import (
 // either. The zero Lease
 // and a nil *Lease hold nothing: their methods return ErrNotHeld.
 type Lease struct {
-	// A Lease is one allocation (its token is the other one of an
-	// acquire): what only some leases need (a Context, an expiry timer, a
-	// renewal) is in late, made on first use. See docs/decisions.md.
+	// A Lease, its token inside, is the one allocation of an uncontended
+	// acquire and release: what only some leases need (a Context, an
+	// expiry timer, a renewal) is in late, made on first use. See
+	// docs/decisions.md.
 	svc   *Service
 	key   string // the caller's key, without namespace
 	token string
@@ -50,7 +51,7 @@ type Lease struct {
 	late     *leaseLate    // nil until a Context, timer or renewal is needed
 
 	// tokenBytes holds the token when it fits, as the Service's default
-	// tokens do (see newToken): token then points here, and the lease and
+	// tokens do (see appendToken): token then points here, and the lease and
 	// its token are one allocation. Written once, before token is made.
 	tokenBytes [32]byte
 }
@@ -58,8 +59,9 @@ type Lease struct {
 // leaseLate is the part of a lease that most leases never need. A lease
 // that is released before its deadline, whose Context nobody asked for,
 // needs no timer: alive compares the clock with the deadline, and the
-// paths that end a lease (Release, Detach, Stats, Context) first end one
-// found past it as lapsed. The timer is started when something must see
+// calls that report or change how a lease ended (Release, Close, Detach,
+// Check, ExtendTo, ExtendBy, Context, Stats) first end one found past it as
+// lapsed (settle). The timer is started when something must see
 // the lapse when it happens: a Context handed out, a subscriber (Lost
 // events), a renewal.
 type leaseLate struct {
