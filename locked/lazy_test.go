@@ -102,12 +102,13 @@ func TestSubscribeSeesLapseOfOpenLease(t *testing.T) {
 	require.ErrorIs(t, l.Release(t.Context()), locked.ErrExpired)
 }
 
-// A Context taken while the lease lasts ends at the deadline by itself.
+// A Context taken while the lease lasts ends at the deadline by itself
+// (its timer; on a machine slow enough to reach the deadline first, it is
+// made already ended).
 func TestContextEndsAtDeadline(t *testing.T) {
 	s := newService(t, newProvider(t), nil)
 	l := mustAcquire(t, s, uniqueKey(t, "k"), locked.WithTTL(50*time.Millisecond))
 	ctx := l.Context()
-	require.NoError(t, ctx.Err())
 	waitDone(t, ctx, "the lease's Context")
 	require.ErrorIs(t, context.Cause(ctx), locked.ErrExpired)
 	assert.Equal(t, uint64(1), s.Stats().Lost)
