@@ -22,10 +22,9 @@ func chainOf(ctx context.Context) *chainNode {
 	return n
 }
 
-// heldInChain reports whether ctx carries a live lease on key in the same
+// heldInChain reports whether the chain n (of a ctx) has a live lease on key in the same
 // lock store (Store: provider and namespace) as s.
-func (s *Service) heldInChain(ctx context.Context, key string) bool {
-	n := chainOf(ctx)
+func (s *Service) heldInChain(n *chainNode, key string) bool {
 	if n == nil {
 		return false
 	}
@@ -41,7 +40,7 @@ func (s *Service) heldInChain(ctx context.Context, key string) bool {
 
 // withChain returns ctx carrying l's chain, for the fn of Run.
 func withChain(ctx context.Context, l *Lease) context.Context {
-	return context.WithValue(ctx, chainKey{}, l.chain)
+	return context.WithValue(ctx, chainKey{}, &l.chain)
 }
 
 // withChains returns ctx carrying leases on top of the chain ctx carries.

@@ -114,7 +114,9 @@ func (s *Service) Subscribe(fn func(Event)) (unsubscribe func()) {
 	if s == nil || fn == nil {
 		return func() {}
 	}
-	return s.events.subscribe(fn)
+	unsubscribe = s.events.subscribe(fn)
+	s.armAll() // the open leases' Lost events at expiry need their timers
+	return unsubscribe
 }
 
 // SlogEvents returns an event subscriber that logs each event to logger:

@@ -8,6 +8,7 @@ import (
 	"math"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/lockproof/lockproof/provider"
 )
@@ -21,24 +22,52 @@ import (
 // either. The zero Lease
 // and a nil *Lease hold nothing: their methods return ErrNotHeld.
 type Lease struct {
+	// A Lease, its token inside, is the one allocation of an uncontended
+	// acquire and release: what only some leases need (a Context, an
+	// expiry timer, a renewal) is in late, made on first use. See
+	// docs/decisions.md.
 	svc   *Service
 	key   string // the caller's key, without namespace
 	token string
 	fence uint64
 	ttl   time.Duration // the TTL each renewal asks for
 
-	acquiredAt time.Time  // when the acquire began (Restore: when it ran)
-	noExpiry   bool       // WithNoExpiry: never lapses
-	chain      *chainNode // this lease and the leases of the call chain that took it
+	acquired time.Duration // when the acquire began (Restore: when it ran), since svc.epoch
+	chain    chainNode     // this lease and the leases of the call chain that took it
 
-	ctx    context.Context
-	cancel context.CancelCauseFunc
+	// prev and next link the Service's open leases; guarded by svc.mu.
+	prev, next *Lease
 
 	mu sync.Mutex
-	// expires, timer, released and renewStop are guarded by mu.
-	expires   time.Time
-	timer     *time.Timer   // ends the lease at expires
-	released  bool          // Release or Close was called
+	// expires, released, cause and late are guarded by mu; tracked and
+	// shared by svc.mu (four bools in one word); noExpiry is set before the
+	// lease is shared.
+	expires  time.Duration // the local deadline, since svc.epoch
+	noExpiry bool          // WithNoExpiry: never lapses
+	released bool          // Release, Close or Detach was called
+	tracked  bool          // in the Service's list of open leases
+	shared   bool          // another open lease of the Service has the same hold (WithReentrant, Restore)
+	cause    error         // why the lease ended; nil while it lasts
+	late     *leaseLate    // nil until a Context, timer or renewal is needed
+
+	// tokenBytes holds the token when it fits, as the Service's default
+	// tokens do (see appendToken): token then points here, and the lease and
+	// its token are one allocation. Written once, before token is made.
+	tokenBytes [32]byte
+}
+
+// leaseLate is the part of a lease that most leases never need. A lease
+// that is released before its deadline, whose Context nobody asked for,
+// needs no timer: alive compares the clock with the deadline, and the
+// calls that report or change how a lease ended (Release, Close, Detach,
+// Check, ExtendTo, ExtendBy, Context, Stats) first end one found past it as
+// lapsed (settle). The timer is started when something must see
+// the lapse when it happens: a Context handed out, a subscriber (Lost
+// events), a renewal.
+type leaseLate struct {
+	ctx       context.Context // Context's; nil until first asked for
+	cancel    context.CancelCauseFunc
+	timer     *time.Timer   // ends the lease at expires; nil until armed
 	renewStop chan struct{} // closed to stop renewal; nil if not renewing
 	renewDone chan struct{} // closed when the renewal goroutine returns
 }
@@ -47,14 +76,40 @@ type Lease struct {
 var (
 	errReleased = fmt.Errorf("%w: lease released", ErrNotHeld)
 	errLapsed   = ErrExpired
+	errZero     = fmt.Errorf("%w: zero or nil lease", ErrNotHeld)
 )
 
-func newLease(s *Service, key, token string, g provider.Grant, o callOptions, parent *chainNode) *Lease {
-	l := &Lease{svc: s, key: key, token: token, fence: g.Fence, ttl: o.ttl, noExpiry: o.noExpiry, expires: g.Expires, acquiredAt: time.Now()}
-	l.chain = &chainNode{lease: l, parent: parent}
-	l.ctx, l.cancel = context.WithCancelCause(context.WithValue(context.Background(), chainKey{}, l.chain))
-	l.timer = time.AfterFunc(time.Until(g.Expires), l.lapse)
+// newLease returns a lease of s on key with a new token for owner, to be
+// granted (grant) once the store has it.
+func (s *Service) newLease(key, owner string) *Lease {
+	l := &Lease{svc: s, key: key}
+	var buf [64]byte
+	tok := s.appendToken(buf[:0], owner)
+	if len(tok) <= len(l.tokenBytes) {
+		n := copy(l.tokenBytes[:], tok)
+		// The bytes are never written again (a Lease is not reused), so
+		// the string may share them: one allocation for both.
+		l.token = unsafe.String(&l.tokenBytes[0], n)
+	} else {
+		l.token = string(tok)
+	}
 	return l
+}
+
+// grant fills in what the store granted, and the call that asked.
+func (l *Lease) grant(g provider.Grant, o *callOptions, parent *chainNode, acquired time.Duration) {
+	l.fence, l.ttl, l.noExpiry = g.Fence, o.ttl, o.noExpiry
+	l.acquired, l.expires = acquired, g.Expires.Sub(l.svc.epoch)
+	l.chain = chainNode{lease: l, parent: parent}
+}
+
+// since returns the time since the Service's epoch: one monotonic clock
+// reading, cheaper than time.Now.
+func (l *Lease) since() time.Duration { return time.Since(l.svc.epoch) }
+
+// pastLocked reports whether the deadline has passed. l.mu is held.
+func (l *Lease) pastLocked() bool {
+	return !l.noExpiry && l.since() >= l.expires
 }
 
 // Key returns the locked key as the caller named it.
@@ -99,12 +154,12 @@ func (l *Lease) Fence() uint64 {
 // is no earlier. ExtendTo, ExtendBy and auto-renewal move it. It is the
 // zero time for a lease without expiry.
 func (l *Lease) ExpiresAt() time.Time {
-	if l == nil || l.noExpiry {
+	if l == nil || l.svc == nil || l.noExpiry {
 		return time.Time{}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.expires
+	return l.svc.epoch.Add(l.expires)
 }
 
 var endedCtx = func() context.Context {
@@ -116,10 +171,49 @@ var endedCtx = func() context.Context {
 // Context returns a context that is cancelled when the lease ends: released,
 // expired, or lost. context.Cause tells which; it matches ErrNotHeld.
 func (l *Lease) Context() context.Context {
-	if l == nil || l.ctx == nil {
+	if l == nil || l.svc == nil {
 		return endedCtx
 	}
-	return l.ctx
+	l.settle()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	late := l.lateLocked()
+	if late.ctx == nil {
+		late.ctx, late.cancel = context.WithCancelCause(context.WithValue(context.Background(), chainKey{}, &l.chain))
+		if l.cause != nil {
+			late.cancel(l.cause)
+		} else {
+			l.armLocked() // the Context must end at the deadline
+		}
+	}
+	return late.ctx
+}
+
+// lateLocked returns l.late, made if needed. l.mu is held.
+func (l *Lease) lateLocked() *leaseLate {
+	if l.late == nil {
+		l.late = new(leaseLate)
+	}
+	return l.late
+}
+
+// armLocked starts the expiry timer of a live lease that has a deadline
+// and no timer yet. l.mu is held.
+func (l *Lease) armLocked() {
+	if l.noExpiry || l.cause != nil || l.released {
+		return
+	}
+	late := l.lateLocked()
+	if late.timer == nil {
+		late.timer = time.AfterFunc(l.expires-l.since(), l.lapse)
+	}
+}
+
+// arm starts the expiry timer (see leaseLate).
+func (l *Lease) arm() {
+	l.mu.Lock()
+	l.armLocked()
+	l.mu.Unlock()
 }
 
 // Check reports, with one call to the store, whether the lease still holds
@@ -130,6 +224,7 @@ func (l *Lease) Context() context.Context {
 // (Locked.Check, which repositories call under their own locks, only
 // reports it.)
 func (l *Lease) Check(ctx context.Context) error {
+	l.settle()
 	if err := l.alive(); err != nil {
 		return opError("check", l.Key(), err)
 	}
@@ -158,24 +253,39 @@ func (l *Lease) checkStore(ctx context.Context) error {
 var errGone = fmt.Errorf("%w: the store no longer has the hold", ErrNotHeld)
 
 // alive checks what can be checked locally: a real, open, unexpired lease.
+// It only reads: it runs inside repositories' locks, where a Lost event (a
+// user's OnEvent) must not be called, so a lease found past its deadline
+// here is ended by its timer, or else by the next settle.
 func (l *Lease) alive() error {
 	if l == nil || l.svc == nil {
-		return fmt.Errorf("%w: zero or nil lease", ErrNotHeld)
+		return errZero
 	}
-	if err := context.Cause(l.ctx); err != nil {
-		return err
-	}
-	// The expiry timer cancels ctx a moment after the deadline; the store
-	// may hand the key on at the deadline itself, so ask the clock too.
-	// (The timer still ends the lease and emits Lost: alive runs inside
-	// repositories' locks, where a user's OnEvent must not be called.)
 	l.mu.Lock()
-	expires := l.expires
-	l.mu.Unlock()
-	if !time.Now().Before(expires) {
+	defer l.mu.Unlock()
+	switch {
+	case l.cause != nil:
+		return l.cause
+	case l.pastLocked():
+		// The store may hand the key on at the deadline itself.
 		return errLapsed
 	}
 	return nil
+}
+
+// settle ends the lease as lapsed if its deadline has passed and nothing
+// has ended it yet: the timer's work, for a lease that has none (see
+// leaseLate). It runs before every call that reports or changes how a lease
+// ended, outside repositories' locks.
+func (l *Lease) settle() {
+	if l == nil || l.svc == nil {
+		return
+	}
+	l.mu.Lock()
+	due := l.cause == nil && l.pastLocked()
+	l.mu.Unlock()
+	if due {
+		l.lose(errLapsed)
+	}
 }
 
 // ExtendTo sets the lease's remaining time to live to ttl (the lease's TTL
@@ -191,6 +301,7 @@ func (l *Lease) ExtendTo(ctx context.Context, ttl time.Duration) error {
 	case ttl > MaxTTL:
 		return opError("extend", l.Key(), invalid("ttl", "must be at most MaxTTL, got "+ttl.String()))
 	}
+	l.settle()
 	if err := l.alive(); err != nil {
 		return opError("extend", l.Key(), err)
 	}
@@ -211,6 +322,7 @@ func (l *Lease) ExtendBy(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return opError("extend", l.Key(), invalid("by", "must be positive, got "+d.String()))
 	}
+	l.settle()
 	if err := l.alive(); err != nil {
 		return opError("extend", l.Key(), err)
 	}
@@ -232,13 +344,17 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration) error {
 		}
 		return opError("extend", l.key, err)
 	}
+	l.settle() // lapsed while the call was in flight (what a timer would have seen)
 	l.mu.Lock()
-	if l.released || l.ctx.Err() != nil { // ended while the call was in flight
+	if l.released || l.cause != nil { // ended while the call was in flight
+		cause := l.cause
 		l.mu.Unlock()
-		return opError("extend", l.key, cmp.Or(context.Cause(l.ctx), errReleased))
+		return opError("extend", l.key, cmp.Or(cause, errReleased))
 	}
-	l.expires = g.Expires
-	l.timer.Reset(time.Until(g.Expires))
+	l.expires = g.Expires.Sub(l.svc.epoch)
+	if l.late != nil && l.late.timer != nil {
+		l.late.timer.Reset(l.expires - l.since())
+	}
 	l.mu.Unlock()
 	l.svc.events.emit(Event{Type: Extended, Key: l.key, Fence: l.fence, Token: l.token})
 	return nil
@@ -259,10 +375,10 @@ func (l *Lease) NoExpiry() bool { return l != nil && l.noExpiry }
 // AcquiredAt returns when the acquire that granted the lease began (for a
 // restored lease, when Restore ran).
 func (l *Lease) AcquiredAt() time.Time {
-	if l == nil {
+	if l == nil || l.svc == nil {
 		return time.Time{}
 	}
-	return l.acquiredAt
+	return l.svc.epoch.Add(l.acquired)
 }
 
 // Remaining returns how long the lease has until its local deadline: 0 once
@@ -275,7 +391,9 @@ func (l *Lease) Remaining() time.Duration {
 	if l.noExpiry {
 		return math.MaxInt64
 	}
-	return max(time.Until(l.ExpiresAt()), 0)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return max(l.expires-l.since(), 0)
 }
 
 // Expired reports whether the lease's TTL ran out (it was not released or
@@ -285,10 +403,12 @@ func (l *Lease) Expired() bool {
 	if l == nil || l.svc == nil {
 		return false
 	}
-	if errors.Is(context.Cause(l.ctx), ErrExpired) {
-		return true
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cause != nil {
+		return errors.Is(l.cause, ErrExpired)
 	}
-	return !l.noExpiry && !time.Now().Before(l.ExpiresAt()) && l.ctx.Err() == nil
+	return l.pastLocked()
 }
 
 // AutoRenewing reports whether the lease renews itself (WithAutoRenew or
@@ -298,9 +418,8 @@ func (l *Lease) AutoRenewing() bool {
 		return false
 	}
 	l.mu.Lock()
-	renewing := l.renewStop != nil
-	l.mu.Unlock()
-	return renewing && l.ctx.Err() == nil
+	defer l.mu.Unlock()
+	return l.late != nil && l.late.renewStop != nil && l.cause == nil
 }
 
 // StopAutoRenew stops the lease's renewal, waiting for a renewal in flight;
@@ -311,8 +430,11 @@ func (l *Lease) StopAutoRenew() {
 		return
 	}
 	l.mu.Lock()
-	stop, done := l.renewStop, l.renewDone
-	l.renewStop, l.renewDone = nil, nil
+	var stop, done chan struct{}
+	if late := l.late; late != nil {
+		stop, done = late.renewStop, late.renewDone
+		late.renewStop, late.renewDone = nil, nil
+	}
 	l.mu.Unlock()
 	if stop != nil {
 		close(stop)
@@ -328,17 +450,19 @@ func (l *Lease) StopAutoRenew() {
 // the work done since the expiry was not protected.
 func (l *Lease) Release(ctx context.Context) error {
 	if l == nil || l.svc == nil {
-		return opError("release", l.Key(), fmt.Errorf("%w: zero or nil lease", ErrNotHeld))
+		return opError("release", l.Key(), errZero)
 	}
-	if !l.finish() {
+	done, lapsed := l.finish()
+	if !done {
 		return opError("release", l.key, errReleased)
 	}
-	lapsed := context.Cause(l.ctx)
 	err := l.svc.p.Release(ctx, l.svc.prefix+l.key, l.token)
-	l.cancel(errReleased)
-	l.svc.forget(l)
+	l.end(errReleased)
+	shared := l.svc.forget(l)
 	if err == nil {
-		l.svc.endLocal(l.key, l.token, errReleased) // a WithReentrant lease on the same hold
+		if shared {
+			l.svc.endLocal(l.key, l.token, errReleased) // a WithReentrant lease on the same hold
+		}
 		l.svc.events.emit(Event{Type: Released, Key: l.key, Fence: l.fence, Token: l.token})
 	}
 	if lapsed != nil && (err == nil || errors.Is(err, ErrNotHeld)) {
@@ -375,43 +499,60 @@ func (l *Lease) Close() error {
 // lapse ends the lease when its TTL runs out. It runs on the timer.
 func (l *Lease) lapse() {
 	l.mu.Lock()
-	due := !time.Now().Before(l.expires)
+	due := l.pastLocked() // not a firing that Extend has since overtaken
 	l.mu.Unlock()
-	if due { // not a firing that Extend has since overtaken
+	if due {
 		l.lose(errLapsed)
 	}
 }
 
 // lose ends the lease because it lapsed or the store no longer has it.
 func (l *Lease) lose(cause error) {
-	if l.ctx.Err() != nil {
-		return
-	}
-	l.cancel(cause)
-	if context.Cause(l.ctx) == cause { // this call ended it
+	if l.end(cause) { // this call ended it
 		l.svc.stats.lost.Add(1)
 		l.svc.events.emit(Event{Type: Lost, Key: l.key, Fence: l.fence, Token: l.token, Err: cause})
 	}
 }
 
-// end finishes a lease that never reached the caller.
-func (l *Lease) end(cause error) {
-	l.timer.Stop()
-	l.cancel(cause)
+// end records why the lease ended, stops its timer and cancels its
+// Context, unless it had ended already; it reports whether this call
+// ended it.
+func (l *Lease) end(cause error) bool {
+	l.mu.Lock()
+	if l.cause != nil {
+		l.mu.Unlock()
+		return false
+	}
+	l.cause = cause
+	late := l.late
+	var cancel context.CancelCauseFunc
+	if late != nil {
+		if late.timer != nil {
+			late.timer.Stop()
+		}
+		cancel = late.cancel
+	}
+	l.mu.Unlock()
+	if cancel != nil {
+		cancel(cause)
+	}
+	return true
 }
 
 // startRenewal starts the goroutine that extends the lease at a third of
 // its TTL. Release stops it and waits for it.
 func (l *Lease) startRenewal() {
+	ended := l.Context().Done() // the renewal stops when the lease ends; this also arms the timer
 	l.mu.Lock()
-	l.renewStop = make(chan struct{})
-	l.renewDone = make(chan struct{})
-	stop, done := l.renewStop, l.renewDone
+	late := l.lateLocked()
+	late.renewStop = make(chan struct{})
+	late.renewDone = make(chan struct{})
+	stop, done := late.renewStop, late.renewDone
 	l.mu.Unlock()
-	go l.renew(stop, done)
+	go l.renew(stop, done, ended)
 }
 
-func (l *Lease) renew(stop, done chan struct{}) {
+func (l *Lease) renew(stop, done chan struct{}, ended <-chan struct{}) {
 	defer close(done)
 	every := max(l.ttl/3, time.Millisecond)
 	t := time.NewTicker(every)
@@ -420,7 +561,7 @@ func (l *Lease) renew(stop, done chan struct{}) {
 		select {
 		case <-stop:
 			return
-		case <-l.ctx.Done():
+		case <-ended:
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), every)
@@ -461,30 +602,48 @@ func (l *Lease) Detach() {
 	if l == nil || l.svc == nil {
 		return
 	}
-	if l.finish() {
-		l.cancel(errDetached)
+	if done, _ := l.finish(); done {
+		l.end(errDetached)
 		l.svc.forget(l)
 	}
 }
 
 // finish marks the lease released, stops its expiry timer and its renewal
 // (waiting for the goroutine), and reports whether this call did it: only
-// the first of Release, Close and Detach goes on to end the lease.
-func (l *Lease) finish() bool {
+// the first of Release, Close and Detach goes on to end the lease. A lease
+// found past its deadline ends as lapsed first; cause is why the lease had
+// ended, if it had.
+func (l *Lease) finish() (done bool, cause error) {
 	l.mu.Lock()
 	if l.released {
 		l.mu.Unlock()
-		return false
+		return false, nil
 	}
 	l.released = true
-	l.timer.Stop()
-	stop, done := l.renewStop, l.renewDone
+	cause = l.cause
+	due := cause == nil && l.pastLocked()
+	var stop, wait chan struct{}
+	if late := l.late; late != nil {
+		if late.timer != nil {
+			late.timer.Stop()
+		}
+		stop, wait = late.renewStop, late.renewDone
+		late.renewStop, late.renewDone = nil, nil
+	}
 	l.mu.Unlock()
+	if due {
+		l.lose(errLapsed)
+	}
 	if stop != nil {
 		close(stop)
-		<-done
+		<-wait
 	}
-	return true
+	if due || stop != nil { // ended meanwhile, by lose or by the renewal
+		l.mu.Lock()
+		cause = l.cause
+		l.mu.Unlock()
+	}
+	return true, cause
 }
 
 // Restore returns a lease for h if the store confirms that h's token still
@@ -516,8 +675,9 @@ func (s *Service) Restore(ctx context.Context, h Handle, opts ...CallOption) (*L
 	if o.noExpiry {
 		o.autoRenew = false
 	}
-	l := newLease(s, h.Key, h.Token, provider.Grant{Fence: h.Fence, Expires: before.Add(st.TTL)}, o, chainOf(ctx))
-	if !s.track(l) {
+	l := &Lease{svc: s, key: h.Key, token: h.Token}
+	l.grant(provider.Grant{Fence: h.Fence, Expires: before.Add(st.TTL)}, &o, chainOf(ctx), time.Since(s.epoch))
+	if !s.track(l, true) { // this Service may have the lease l restores open
 		l.end(ErrClosed)
 		return nil, opError("restore", h.Key, ErrClosed)
 	}

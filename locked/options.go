@@ -54,8 +54,9 @@ type Options struct {
 	AutoRenew bool
 
 	// Owner names this Service's holder in tokens and State. Default: a new
-	// random UUID per Service. Tokens stay unique even when several
-	// processes share an Owner. Per call: WithOwner.
+	// random ID per Service (16 characters of URL-safe base64, 96 bits).
+	// Tokens stay unique even when several processes share an Owner. Per
+	// call: WithOwner.
 	Owner string
 
 	// Namespace, if set, prefixes every key in the store with
@@ -200,14 +201,24 @@ func (s *Service) callOptions(opts []CallOption) callOptions {
 		maxRetries: s.maxRetries, retryDelay: s.retryDelay,
 		autoRenew: s.autoRenew, owner: s.owner,
 	}
-	for _, opt := range opts {
-		opt(&o)
+	if len(opts) > 0 {
+		o = applyOptions(o, opts)
 	}
 	if o.noExpiry {
 		if o.reentrant && o.bad == nil {
 			o.reject("options", "WithReentrant cannot be combined with WithNoExpiry")
 		}
 		o.ttl, o.autoRenew = noExpiryTTL, false
+	}
+	return o
+}
+
+// applyOptions returns o with opts applied. It is apart from callOptions
+// because the options' pointer makes its o escape to the heap: a call
+// without options does not pay for that allocation.
+func applyOptions(o callOptions, opts []CallOption) callOptions {
+	for _, opt := range opts {
+		opt(&o)
 	}
 	return o
 }

@@ -2,6 +2,8 @@ package locked
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -9,8 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/lockproof/lockproof/provider"
 )
@@ -27,9 +27,10 @@ type Service struct {
 	retryDelay time.Duration
 	autoRenew  bool
 	owner      string
-	instance   string        // unique per Service, in every token
+	instance   string        // unique per Service, in every token: see newInstance
 	prefix     string        // namespace + ":" or ""
 	seq        atomic.Uint64 // numbers this Service's tokens
+	epoch      time.Time     // leases keep their times as durations since it
 
 	events events
 	stats  counters
@@ -38,8 +39,9 @@ type Service struct {
 	endLife context.CancelFunc // ends life
 
 	mu sync.Mutex
-	// leases, closed and the additions to inflight are guarded by mu.
-	leases   map[*Lease]struct{} // open leases, released by Close
+	// leases (and the leases' prev, next, tracked and shared), closed and
+	// the additions to inflight are guarded by mu.
+	leases   *Lease // the open leases, released by Close: a list through Lease.prev and next
 	closed   bool
 	inflight sync.WaitGroup // acquires that may still mint a lease; Close waits for them
 }
@@ -70,7 +72,10 @@ func New(p provider.Provider, opts *Options) (*Service, error) {
 	case strings.Contains(o.Namespace, ":"):
 		return nil, invalid("Namespace", "must not contain ':'")
 	}
-	instance := uuid.NewString()
+	instance, err := newInstance()
+	if err != nil {
+		return nil, err
+	}
 	if o.Owner == "" {
 		o.Owner = instance
 	}
@@ -84,7 +89,7 @@ func New(p provider.Provider, opts *Options) (*Service, error) {
 		autoRenew:  o.AutoRenew,
 		owner:      o.Owner,
 		instance:   instance,
-		leases:     make(map[*Lease]struct{}),
+		epoch:      time.Now(),
 	}
 	s.life, s.endLife = context.WithCancel(context.Background())
 	if o.Namespace != "" {
@@ -137,21 +142,24 @@ func (s *Service) acquire(ctx context.Context, key string, wait bool, opts []Cal
 		return nil, opError("acquire", key, invalid("service", "must not be nil"))
 	}
 	o := s.callOptions(opts)
+	chain := chainOf(ctx)
 	switch {
 	case o.bad != nil:
 		return nil, opError("acquire", key, o.bad)
 	case key == "":
 		return nil, opError("acquire", key, provider.CheckKey(key))
-	case !o.reentrant && s.heldInChain(ctx, key):
+	case !o.reentrant && s.heldInChain(chain, key):
 		return nil, opError("acquire", key, ErrNested)
 	case !s.enter():
 		return nil, opError("acquire", key, ErrClosed)
 	}
 	defer s.inflight.Done()
-	token := s.newToken(o.owner)
-	start := time.Now()
-	g, err := s.take(ctx, key, &token, wait, o)
-	s.stats.waited.Add(int64(time.Since(start)))
+	l := s.newLease(key, o.owner)
+	minted := l.token
+	start := time.Since(s.epoch)
+	g, err := s.take(ctx, key, &l.token, wait, &o)
+	token := l.token
+	s.stats.waited.Add(int64(time.Since(s.epoch) - start))
 	if err != nil && ctx.Err() == nil && s.life.Err() != nil && errors.Is(err, context.Canceled) {
 		err = ErrClosed // the wait was ended by Close, not by the caller
 	}
@@ -161,9 +169,8 @@ func (s *Service) acquire(ctx context.Context, key string, wait bool, opts []Cal
 		s.events.emit(Event{Type: AcquireFailed, Key: key, Token: token, Err: err})
 		return nil, err
 	}
-	l := newLease(s, key, token, g, o, chainOf(ctx))
-	l.acquiredAt = start
-	if !s.track(l) { // closed while we waited: give it back
+	l.grant(g, &o, chain, start)
+	if !s.track(l, token != minted) { // closed while we waited: give it back
 		_ = s.p.Release(context.WithoutCancel(ctx), s.prefix+key, token)
 		l.end(ErrClosed)
 		return nil, opError("acquire", key, ErrClosed)
@@ -178,7 +185,7 @@ func (s *Service) acquire(ctx context.Context, key string, wait bool, opts []Cal
 
 // take asks the store for key. With WithReentrant, a hold of the same
 // owner is extended, and *token becomes that hold's token.
-func (s *Service) take(ctx context.Context, key string, token *string, wait bool, o callOptions) (provider.Grant, error) {
+func (s *Service) take(ctx context.Context, key string, token *string, wait bool, o *callOptions) (provider.Grant, error) {
 	sk := s.prefix + key
 	if o.reentrant {
 		g, held, err := s.reenter(ctx, sk, token, o)
@@ -235,7 +242,7 @@ func (s *Service) take(ctx context.Context, key string, token *string, wait bool
 // reenter takes sk for *token, or extends the hold if the call's owner
 // already has it. held reports that the same owner held it and the extend
 // was refused (the hold changed twice under us): the caller does not wait.
-func (s *Service) reenter(ctx context.Context, sk string, token *string, o callOptions) (g provider.Grant, held bool, err error) {
+func (s *Service) reenter(ctx context.Context, sk string, token *string, o *callOptions) (g provider.Grant, held bool, err error) {
 	for range 2 { // a second round if the hold changed between State and Extend
 		g, err = s.p.TryAcquire(ctx, sk, *token, o.ttl)
 		if err == nil || !errors.Is(err, ErrNotAcquired) {
@@ -266,8 +273,34 @@ func (s *Service) reenter(ctx context.Context, sk string, token *string, o callO
 	return provider.Grant{}, true, fmt.Errorf("%w: the hold kept changing", ErrNotAcquired)
 }
 
-func (s *Service) newToken(owner string) string {
-	return owner + "/" + s.instance + "/" + strconv.FormatUint(s.seq.Add(1), 10)
+// appendToken appends a new token "owner/instance/seq" to b, seq in base
+// 36. When the owner is the Service's instance ID (the default Owner), the
+// instance is left out ("owner//seq"): the owner already makes the token
+// unique, since no other Service has that instance. See docs/decisions.md.
+func (s *Service) appendToken(b []byte, owner string) []byte {
+	b = append(b, owner...)
+	b = append(b, '/')
+	if owner != s.instance {
+		b = append(b, s.instance...)
+	}
+	b = append(b, '/')
+	return strconv.AppendUint(b, s.seq.Add(1), 36)
+}
+
+// instanceBytes is the randomness of a Service's instance ID: 96 bits, so
+// that Services sharing an Owner (across processes, over the store's life)
+// never mint the same token (two of a billion Services collide with
+// probability below 10⁻¹¹).
+const instanceBytes = 12
+
+// newInstance returns a new random instance ID: 16 characters of
+// URL-safe base64, with no '/' (ownerOf splits tokens at the last two).
+func newInstance() (string, error) {
+	var b [instanceBytes]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("locked: new instance ID: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 // Status tells who holds a key, as seen by one Service.
@@ -375,15 +408,16 @@ func (s *Service) Stats() Stats {
 	st := Stats{
 		Acquired:      s.stats.acquired.Load(),
 		AcquireFailed: s.stats.failed.Load(),
-		Lost:          s.stats.lost.Load(),
 		WaitDuration:  time.Duration(s.stats.waited.Load()),
 	}
 	for _, l := range s.open() {
+		l.settle() // count a lease that lapsed without a timer to see it
 		st.Open++
 		if l.AutoRenewing() {
 			st.AutoRenewing++
 		}
 	}
+	st.Lost = s.stats.lost.Load()
 	return st
 }
 
@@ -391,8 +425,8 @@ func (s *Service) Stats() Stats {
 func (s *Service) open() []*Lease {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]*Lease, 0, len(s.leases))
-	for l := range s.leases {
+	var out []*Lease
+	for l := s.leases; l != nil; l = l.next {
 		out = append(out, l)
 	}
 	return out
@@ -464,34 +498,81 @@ func (s *Service) isClosed() bool {
 	return s.closed
 }
 
-func (s *Service) track(l *Lease) bool {
+// track adds l to the open leases, unless the Service is closed. mayShare
+// says that l was given a hold that an open lease may already have
+// (WithReentrant, Restore): those found are marked with l, so that
+// releasing one ends the others (endLocal). With a subscriber, the lease's
+// expiry timer starts now, for its Lost event (Subscribe starts those of
+// the leases already open).
+func (s *Service) track(l *Lease, mayShare bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return false
 	}
-	s.leases[l] = struct{}{}
+	if mayShare {
+		for o := s.leases; o != nil; o = o.next {
+			if o.key == l.key && o.token == l.token {
+				o.shared, l.shared = true, true
+			}
+		}
+	}
+	l.tracked = true
+	l.prev, l.next = nil, s.leases
+	if s.leases != nil {
+		s.leases.prev = l
+	}
+	s.leases = l
+	if s.events.subs.Load() != nil {
+		l.arm()
+	}
 	return true
 }
 
-func (s *Service) forget(l *Lease) {
+// forget removes l from the open leases and reports whether it was marked
+// shared (see track).
+func (s *Service) forget(l *Lease) (shared bool) {
 	s.mu.Lock()
-	delete(s.leases, l)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if !l.tracked {
+		return false
+	}
+	if l.prev != nil {
+		l.prev.next = l.next
+	} else {
+		s.leases = l.next
+	}
+	if l.next != nil {
+		l.next.prev = l.prev
+	}
+	l.prev, l.next, l.tracked = nil, nil, false
+	return l.shared
+}
+
+// armAll starts the expiry timers of the open leases (see track).
+func (s *Service) armAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for l := s.leases; l != nil; l = l.next {
+		l.arm()
+	}
 }
 
 // endLocal ends, without a store call, this Service's leases on key with
 // token: the store no longer has them (an owner or admin release).
 func (s *Service) endLocal(key, token string, cause error) {
 	for _, l := range s.open() {
-		if l.key == key && l.token == token && l.finish() {
-			l.cancel(cause)
-			s.forget(l)
+		if l.key == key && l.token == token {
+			if done, _ := l.finish(); done {
+				l.end(cause)
+				s.forget(l)
+			}
 		}
 	}
 }
 
-// ownerOf returns the owner part of a token "owner/instance/seq".
+// ownerOf returns the owner part of a token "owner/instance/seq" (also of
+// "owner//seq", and of the older tokens with a UUID and a decimal seq).
 func ownerOf(token string) string {
 	for range 2 {
 		i := strings.LastIndexByte(token, '/')
