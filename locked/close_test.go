@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lockproof/lockproof/locked"
 	"github.com/lockproof/lockproof/memprovider"
@@ -59,5 +60,29 @@ func TestCloseEndsWaitersBeforeReleasing(t *testing.T) {
 			}
 		}
 		p.Close()
+	}
+}
+
+// A lease that lapses is counted in Stats before its Context ends, so a
+// caller woken by Done reads the count that includes it.
+func TestLostCountedBeforeDone(t *testing.T) {
+	p := memprovider.New()
+	t.Cleanup(func() { p.Close() })
+	svc, err := locked.New(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	key := uniqueKey(t, "k")
+	for i := range 200 {
+		l, err := svc.TryAcquire(t.Context(), key, locked.WithTTL(time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-l.Context().Done()
+		if got := svc.Stats().Lost; got != uint64(i+1) {
+			t.Fatalf("lapse %d: Stats().Lost = %d once the Context had ended", i+1, got)
+		}
+		l.Close()
 	}
 }

@@ -508,16 +508,20 @@ func (l *Lease) lapse() {
 
 // lose ends the lease because it lapsed or the store no longer has it.
 func (l *Lease) lose(cause error) {
-	if l.end(cause) { // this call ended it
+	l.endThen(cause, func() { // counted and told before the Context ends, so a waker on Done sees both
 		l.svc.stats.lost.Add(1)
 		l.svc.events.emit(Event{Type: Lost, Key: l.key, Fence: l.fence, Token: l.token, Err: cause})
-	}
+	})
 }
 
 // end records why the lease ended, stops its timer and cancels its
 // Context, unless it had ended already; it reports whether this call
 // ended it.
-func (l *Lease) end(cause error) bool {
+func (l *Lease) end(cause error) bool { return l.endThen(cause, nil) }
+
+// endThen is end that, if this call ends the lease, runs before (when not
+// nil) after recording the cause and before cancelling the Context.
+func (l *Lease) endThen(cause error, before func()) bool {
 	l.mu.Lock()
 	if l.cause != nil {
 		l.mu.Unlock()
@@ -533,6 +537,9 @@ func (l *Lease) end(cause error) bool {
 		cancel = late.cancel
 	}
 	l.mu.Unlock()
+	if before != nil {
+		before()
+	}
 	if cancel != nil {
 		cancel(cause)
 	}
