@@ -37,27 +37,34 @@
 //
 // Every call ends in one of: success; a definite refusal
 // (provider.ErrNotAcquired, provider.ErrNotHeld: Redis decided, nothing
-// changed); provider.ErrUnavailable when nothing was sent (the dial failed,
-// the client is closed, its pool timed out) or Redis answered with an error
-// (nothing changed); or provider.ErrOutcomeUnknown (which also matches
-// ErrUnavailable) when the request may have been written and its answer did
-// not come back: a read timeout, a reset connection, a context that ended
-// while the request was in flight. Redis runs a script already in its
-// receive buffer even after the client gave up, so such a request may still
-// apply. When a call ends because ctx ended, the error also matches
+// changed); provider.ErrUnavailable when nothing can have been applied; or
+// provider.ErrOutcomeUnknown (which also matches ErrUnavailable) when the
+// request may have been applied: a read timeout, a reset connection, a
+// context that ended while the request was in flight, or any failure of a
+// client that may have re-sent it. Redis runs a script already in its
+// receive buffer even after the client gave up, so such a request may
+// still apply. When a call ends because ctx ended, the error also matches
 // ctx.Err(). [Provider.StoreError] is this classification, for stores
 // beside the provider.
 //
-// Two limits come from go-redis, which reports only the error of its last
-// attempt. If it re-sent a request after a lost reply and then could not
-// reconnect, the error is the dial error (ErrUnavailable) although the
-// first attempt may have applied; clients with MaxRetries -1 never re-send.
-// And if ctx ends while go-redis is still redialling an unreachable Redis
-// (its default DialerRetries outlast short deadlines), go-redis returns only
-// ctx's error, and the call reports ErrOutcomeUnknown with it (which still
-// matches ErrUnavailable, never ErrNotAcquired); with DialerRetries and
-// DialTimeout that fit in the deadline, the dial error comes back and the
-// call reports ErrUnavailable with it.
+// Which failures prove that nothing was applied depends on whether the
+// client re-sends. go-redis re-sends after a retryable failure (MaxRetries,
+// default 3) and returns only its last attempt's error, or ctx's bare
+// error if ctx ended in a back-off or while it redialled; it never says
+// whether an earlier attempt was written, and a request that ran and lost
+// its reply to a crash is followed by failed dials just like one that
+// never left. So with a client that may re-send, every failure is
+// ErrOutcomeUnknown: an unreachable Redis (closed port, DNS typo) is
+// reported so, with the dial error in the chain when go-redis returns it,
+// never as ErrNotAcquired. A client created with MaxRetries -1 makes one
+// attempt, and a dial error, a pool timeout, a closed client, an error
+// reply, or ctx's bare error (go-redis returns it only while it waits for
+// a connection) is ErrUnavailable. The scripts are idempotent, so
+// re-sending is not needed for correctness. For the dial error in the
+// chain, let DialerRetries × DialerRetryTimeout plus DialTimeout fit in the
+// deadline: go-redis's defaults outlast short deadlines and keep the dial
+// error to themselves. docs/decisions.md (entry 44) says why a dial hook
+// cannot do better.
 //
 // # Re-sent requests
 //
@@ -385,7 +392,7 @@ func (p *Provider) StoreError(ctx context.Context, err error) error {
 	if cerr := ctxErr(ctx); cerr != nil && !errors.Is(err, cerr) {
 		cause = fmt.Errorf("%w: %w", cerr, err)
 	}
-	if notSent(err) {
+	if p.cannotHaveApplied(err) {
 		return provider.Unavailable(cause)
 	}
 	return provider.OutcomeUnknown(cause)
