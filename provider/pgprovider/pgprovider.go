@@ -137,16 +137,15 @@ type Provider struct {
 	done     chan struct{}      // closed when the listener has returned
 	closed   chan struct{}      // closed by Close
 	closeOne sync.Once
-	bg       sync.WaitGroup // background clean-ups (unwait); Close waits for them
 
 	mu sync.Mutex
-	// waiters is guarded by mu: key → wake-up channels of its waiters.
-	waiters map[string]map[chan struct{}]struct{}
+	// waiters is guarded by mu: key → wake-up channel → its waiter's token.
+	waiters map[string]map[chan struct{}]string
 }
 
 type queries struct {
-	acquire, release, extend, state, force, giveUp, schema string
-	wait, unwait, terminate, gone                          string
+	acquire, acquireWaiter, release, extend, state, force, giveUp, schema string
+	wait, unwait, terminate, gone                                         string
 }
 
 // New returns a Provider on pool and starts its listener goroutine (stopped
@@ -175,32 +174,59 @@ func New(pool *pgxpool.Pool, opts *Options) (*Provider, error) {
 	t, seq := `"`+o.Table+`"`, `"`+o.Table+`_fence"`
 	channel := o.Table + "_released"
 	waiters := `"` + o.Table + `_waiters"`
-	// Only a release that someone waits for notifies: NOTIFY costs the
-	// releaser a queue lock at commit and every listener a wake-up.
-	notify := "CASE WHEN EXISTS (SELECT 1 FROM " + waiters + " w WHERE w.key = $1 AND w.until > clock_timestamp())" +
-		" THEN pg_notify('" + channel + "', $1) END"
-	ttlAt := "clock_timestamp() + $3::bigint * interval '1 microsecond'"
+	now := "clock_timestamp()"
+	ttlAt := now + " + $3::bigint * interval '1 microsecond'"
 	free := "token = '', expires_at = '-infinity'"
-	remaining := "(extract(epoch from expires_at - clock_timestamp()) * 1000000)::bigint"
+	remaining := "(extract(epoch from expires_at - " + now + ") * 1000000)::bigint"
+	live := "w.key = $1 AND w.until > " + now
+	// head is the oldest live waiter of key $1 other than token $2.
+	head := "SELECT w.token, w.until FROM " + waiters + " w WHERE " + live + " AND w.token <> $2 ORDER BY w.seq LIMIT 1"
+	// ahead: a live waiter of key $1 queued before token $2 (before
+	// everyone, if $2 is not a live waiter).
+	ahead := "EXISTS (SELECT 1 FROM " + waiters + " w WHERE " + live + " AND w.token <> $2 AND w.seq < COALESCE(" +
+		"(SELECT m.seq FROM " + waiters + " m WHERE m.key = $1 AND m.token = $2 AND m.until > " + now + "), 9223372036854775807))"
+	// notifyHead sends "<len(token)>:<token><key>" for the head waiter of
+	// key $1, if there is one: only the head may take the key, so only the
+	// head is woken. (The notify sits outside the LIMIT so it runs once.)
+	notifyHead := func(except string) string {
+		return "(SELECT pg_notify('" + channel + "', length(h.token) || ':' || h.token || $1) FROM (SELECT w.token FROM " + waiters +
+			" w WHERE " + live + except + " ORDER BY w.seq LIMIT 1) h)"
+	}
+	// Returns the new fence, or NULL and when to retry unwoken (µs): the
+	// holder's remaining TTL, or the head waiter's deadline when the key
+	// is free but reserved for the head.
+	acquire := func(waiter bool) string {
+		q := "WITH ins AS (INSERT INTO " + t + " AS l (key, token, fence, expires_at) VALUES ($1, $2, nextval('" + seq + "'), " + ttlAt + ")" +
+			" ON CONFLICT (key) DO UPDATE SET token = excluded.token, fence = nextval('" + seq + "'), expires_at = excluded.expires_at" +
+			" WHERE l.expires_at <= " + now + " AND NOT " + ahead + " RETURNING fence)"
+		if waiter {
+			q += ", served AS (DELETE FROM " + waiters + " WHERE key = $1 AND token = $2 AND EXISTS (SELECT 1 FROM ins))"
+		}
+		return q + " SELECT (SELECT fence FROM ins), COALESCE((SELECT " + remaining + " FROM " + t + " WHERE key = $1 AND expires_at > " + now + ")," +
+			" (SELECT (extract(epoch from h.until - " + now + ") * 1000000)::bigint FROM (" + head + ") h))"
+	}
 	p := &Provider{
 		pool: pool, table: o.Table, channel: channel, poll: o.PollInterval,
 		q: queries{
 			schema: "CREATE TABLE IF NOT EXISTS " + t + " (key TEXT PRIMARY KEY, token TEXT NOT NULL, fence BIGINT NOT NULL, expires_at TIMESTAMPTZ NOT NULL);" +
 				" CREATE SEQUENCE IF NOT EXISTS " + seq + ";" +
-				" CREATE TABLE IF NOT EXISTS " + waiters + " (key TEXT NOT NULL, token TEXT NOT NULL, until TIMESTAMPTZ NOT NULL, PRIMARY KEY (key, token))",
-			wait: "INSERT INTO " + waiters + " AS w (key, token, until) VALUES ($1, $2, " + ttlAt + ")" +
-				" ON CONFLICT (key, token) DO UPDATE SET until = excluded.until",
-			unwait: "DELETE FROM " + waiters + " WHERE key = $1 AND token = $2",
-			// Returns the new fence, or NULL and the holder's remaining µs.
-			acquire: "WITH ins AS (INSERT INTO " + t + " AS l (key, token, fence, expires_at) VALUES ($1, $2, nextval('" + seq + "'), " + ttlAt + ")" +
-				" ON CONFLICT (key) DO UPDATE SET token = excluded.token, fence = nextval('" + seq + "'), expires_at = excluded.expires_at" +
-				" WHERE l.expires_at <= clock_timestamp() RETURNING fence)" +
-				" SELECT (SELECT fence FROM ins), (SELECT " + remaining + " FROM " + t + " WHERE key = $1 AND expires_at > clock_timestamp())",
-			release: "UPDATE " + t + " SET " + free + " WHERE key = $1 AND token = $2 AND expires_at > clock_timestamp() RETURNING " + notify,
-			extend:  "UPDATE " + t + " SET expires_at = " + ttlAt + " WHERE key = $1 AND token = $2 AND expires_at > clock_timestamp() RETURNING fence",
-			state:   "SELECT token, fence, " + remaining + " FROM " + t + " WHERE key = $1 AND expires_at > clock_timestamp()",
-			force:   "UPDATE " + t + " SET " + free + " WHERE key = $1 AND expires_at > clock_timestamp() RETURNING " + notify,
-			giveUp:  "UPDATE " + t + " SET " + free + " WHERE key = $1 AND token = $2",
+				" CREATE TABLE IF NOT EXISTS " + waiters + " (key TEXT NOT NULL, token TEXT NOT NULL, seq BIGINT GENERATED BY DEFAULT AS IDENTITY, until TIMESTAMPTZ NOT NULL, PRIMARY KEY (key, token))",
+			// Joins the queue (at the back) or renews the deadline (keeping
+			// the place, unless the deadline had lapsed: then the waiter
+			// counts as gone and joins anew); drops the key's lapsed waiters.
+			wait: "WITH gc AS (DELETE FROM " + waiters + " WHERE key = $1 AND token <> $2 AND until <= " + now + ")" +
+				" INSERT INTO " + waiters + " AS w (key, token, until) VALUES ($1, $2, " + ttlAt + ")" +
+				" ON CONFLICT (key, token) DO UPDATE SET until = excluded.until, seq = CASE WHEN w.until > " + now + " THEN w.seq ELSE excluded.seq END",
+			// Leaves the queue; if the key is free, wakes the new head.
+			unwait: "WITH gone AS (DELETE FROM " + waiters + " WHERE key = $1 AND token = $2)" +
+				" SELECT " + notifyHead(" AND w.token <> $2") + " WHERE NOT EXISTS (SELECT 1 FROM " + t + " WHERE key = $1 AND expires_at > " + now + ")",
+			acquire:       acquire(false),
+			acquireWaiter: acquire(true),
+			release:       "UPDATE " + t + " SET " + free + " WHERE key = $1 AND token = $2 AND expires_at > " + now + " RETURNING " + notifyHead(""),
+			extend:        "UPDATE " + t + " SET expires_at = " + ttlAt + " WHERE key = $1 AND token = $2 AND expires_at > " + now + " RETURNING fence",
+			state:         "SELECT token, fence, " + remaining + " FROM " + t + " WHERE key = $1 AND expires_at > " + now,
+			force:         "UPDATE " + t + " SET " + free + " WHERE key = $1 AND expires_at > " + now + " RETURNING " + notifyHead(""),
+			giveUp:        "UPDATE " + t + " SET " + free + " WHERE key = $1 AND token = $2",
 			// A process that is already gone makes pg_terminate_backend warn
 			// and return false; gone then decides.
 			terminate: "SELECT pg_terminate_backend($1::int, $2::bigint) WHERE EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1::int)",
@@ -208,7 +234,7 @@ func New(pool *pgxpool.Pool, opts *Options) (*Provider, error) {
 		},
 		closed:  make(chan struct{}),
 		done:    make(chan struct{}),
-		waiters: make(map[string]map[chan struct{}]struct{}),
+		waiters: make(map[string]map[chan struct{}]string),
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	p.stop = stop
@@ -299,13 +325,16 @@ func (p *Provider) TryAcquire(ctx context.Context, key, token string, ttl time.D
 	if err := checkArgs(key, token, ttl); err != nil {
 		return provider.Grant{}, fmt.Errorf("pgprovider: acquire: %w", err)
 	}
-	g, _, err := p.try(ctx, key, token, ttl)
+	g, _, err := p.try(ctx, key, token, ttl, false)
 	return g, err
 }
 
-// try runs the acquire statement once. On refusal it returns ErrNotAcquired
-// and the holder's remaining time (0 if unknown).
-func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, time.Duration, error) {
+// try runs the acquire statement once; a waiter's (one with a row in the
+// waiters table) also leaves the queue when it is granted. On refusal it
+// returns ErrNotAcquired and when to retry unwoken: the holder's remaining
+// time, or the head waiter's if the key is free but reserved (0 if
+// unknown).
+func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration, waiter bool) (provider.Grant, time.Duration, error) {
 	if p.isClosed() {
 		return provider.Grant{}, 0, errClosed("acquire")
 	}
@@ -317,8 +346,12 @@ func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration
 		fence, rest *int64
 		pid         uint32
 	)
+	q := p.q.acquire
+	if waiter {
+		q = p.q.acquireWaiter
+	}
 	err := p.execPID(ctx, true, &pid, func(ctx context.Context, c *pgxpool.Conn) error {
-		return c.QueryRow(ctx, p.q.acquire, key, token, micros(ttl)).Scan(&fence, &rest)
+		return c.QueryRow(ctx, q, key, token, micros(ttl)).Scan(&fence, &rest)
 	})
 	switch {
 	case errors.Is(err, provider.ErrOutcomeUnknown):
@@ -379,12 +412,18 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 		return provider.Grant{}, fmt.Errorf("pgprovider: acquire: %w", err)
 	}
 	wake := make(chan struct{}, 1)
-	p.addWaiter(key, wake)
+	p.addWaiter(key, token, wake)
 	defer p.removeWaiter(key, wake)
 	registered := false
 	for {
-		g, rest, err := p.try(ctx, key, token, ttl)
+		g, rest, err := p.try(ctx, key, token, ttl, registered)
+		if err == nil && registered {
+			registered = false // the grant removed the waiter's row
+		}
 		if !errors.Is(err, provider.ErrNotAcquired) || ctx.Err() != nil {
+			if registered {
+				p.unwait(ctx, key, token)
+			}
 			return g, err
 		}
 		// Ask for a wake-up (renewed every round; it lapses after three
@@ -397,11 +436,11 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 			if ctx.Err() != nil {
 				err = provider.CtxError(ctx)
 			}
+			p.unwait(ctx, key, token) // the row may exist (also when it was already there)
 			return provider.Grant{}, fmt.Errorf("pgprovider: acquire %q: %w", key, err)
 		}
 		if !registered {
 			registered = true
-			defer p.unwait(key, token)
 			continue
 		}
 		wait := time.Duration(float64(p.poll) * (0.5 + rand.Float64()))
@@ -415,23 +454,28 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 		case <-ctx.Done():
 		case <-p.closed:
 			timer.Stop()
+			p.unwait(ctx, key, token)
 			return provider.Grant{}, errClosed("acquire")
 		}
 		timer.Stop()
 	}
 }
 
-// unwait deletes the waiter's row in the background (the caller does not
-// wait for it; Close does), bounded by grace; a row left behind lapses by
-// itself and only costs a release a NOTIFY.
-func (p *Provider) unwait(key, token string) {
-	p.bg.Go(func() {
-		uctx, cancel := context.WithTimeout(context.Background(), grace)
-		defer cancel()
-		_ = p.exec(uctx, true, func(ctx context.Context, c *pgxpool.Conn) error {
-			_, err := c.Exec(ctx, p.q.unwait, key, token)
-			return err
-		})
+// unwait deletes the waiter's row, so that a newcomer is not queued behind
+// a waiter that gave up, and wakes the next waiter if the key is free. It
+// runs even if ctx has ended, bounded by giveUpTimeout; a row left behind
+// lapses by itself (after three poll intervals, during which it holds up
+// the queue if it is the head).
+func (p *Provider) unwait(ctx context.Context, key, token string) {
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), giveUpTimeout)
+	defer cancel()
+	_ = p.exec(uctx, true, func(ctx context.Context, c *pgxpool.Conn) error {
+		var ignored any
+		err := c.QueryRow(ctx, p.q.unwait, key, token).Scan(&ignored)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		return err
 	})
 }
 
@@ -532,7 +576,6 @@ func (p *Provider) Close() error {
 		close(p.closed)
 		p.stop()
 		<-p.done
-		p.bg.Wait()
 	})
 	return nil
 }
