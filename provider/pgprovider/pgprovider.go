@@ -209,19 +209,19 @@ func New(pool *pgxpool.Pool, opts *Options) (*Provider, error) {
 		return "(SELECT pg_notify('" + channel + "', length(h.token) || ':' || h.token || $1) FROM (SELECT w.token FROM " + waiters +
 			" w WHERE " + live + except + " ORDER BY w.seq LIMIT 1) h)"
 	}
-	// Returns the new fence, or NULL and when to retry unwoken (µs): the
-	// holder's remaining TTL, or the head waiter's deadline when the key
-	// is free but reserved for the head.
-	acquire := func(waiter bool) string {
-		q := "WITH ins AS (INSERT INTO " + t + " AS l (key, token, fence, expires_at) VALUES ($1, $2, nextval('" + seq + "'), " + ttlAt + ")" +
-			" ON CONFLICT (key) DO UPDATE SET token = excluded.token, fence = nextval('" + seq + "'), expires_at = excluded.expires_at" +
-			" WHERE l.expires_at <= " + now + " AND NOT " + ahead + " RETURNING fence)"
-		if waiter {
-			q += ", served AS (DELETE FROM " + waiters + " WHERE key = $1 AND token = $2 AND EXISTS (SELECT 1 FROM ins))"
-		}
-		return q + " SELECT (SELECT fence FROM ins), COALESCE((SELECT " + remaining + " FROM " + t + " WHERE key = $1 AND expires_at > " + now + ")," +
-			" (SELECT (extract(epoch from h.until - " + now + ") * 1000000)::bigint FROM (" + head + ") h))"
-	}
+	// take takes a free or lapsed key unless a live waiter is queued
+	// ahead; it returns the new fence, or no row.
+	take := "INSERT INTO " + t + " AS l (key, token, fence, expires_at) VALUES ($1, $2, nextval('" + seq + "'), " + ttlAt + ")" +
+		" ON CONFLICT (key) DO UPDATE SET token = excluded.token, fence = nextval('" + seq + "'), expires_at = excluded.expires_at" +
+		" WHERE l.expires_at <= " + now + " AND NOT " + ahead + " RETURNING fence"
+	// A waiter's take also leaves the queue when granted, and returns the
+	// new fence, or NULL and when to retry unwoken (µs): the holder's
+	// remaining TTL, or the head waiter's deadline when the key is free but
+	// reserved for the head.
+	takeWaiter := "WITH ins AS (" + take + ")," +
+		" served AS (DELETE FROM " + waiters + " WHERE key = $1 AND token = $2 AND EXISTS (SELECT 1 FROM ins))" +
+		" SELECT (SELECT fence FROM ins), COALESCE((SELECT " + remaining + " FROM " + t + " WHERE key = $1 AND expires_at > " + now + ")," +
+		" (SELECT (extract(epoch from h.until - " + now + ") * 1000000)::bigint FROM (" + head + ") h))"
 	p := &Provider{
 		pool: pool, table: o.Table, channel: channel, poll: o.PollInterval,
 		q: queries{
@@ -237,8 +237,8 @@ func New(pool *pgxpool.Pool, opts *Options) (*Provider, error) {
 			// Leaves the queue; if the key is free, wakes the new head.
 			unwait: "WITH gone AS (DELETE FROM " + waiters + " WHERE key = $1 AND token = $2)" +
 				" SELECT " + notifyHead(" AND w.token <> $2") + " WHERE NOT EXISTS (SELECT 1 FROM " + t + " WHERE key = $1 AND expires_at > " + now + ")",
-			acquire:       acquire(false),
-			acquireWaiter: acquire(true),
+			acquire:       take,
+			acquireWaiter: takeWaiter,
 			release:       "UPDATE " + t + " SET " + free + " WHERE key = $1 AND token = $2 AND expires_at > " + now + " RETURNING " + notifyHead(""),
 			extend:        "UPDATE " + t + " SET expires_at = " + ttlAt + " WHERE key = $1 AND token = $2 AND expires_at > " + now + " RETURNING fence",
 			state:         "SELECT token, fence, " + remaining + " FROM " + t + " WHERE key = $1 AND expires_at > " + now,
@@ -295,6 +295,11 @@ func errClosed(op string) error { return fmt.Errorf("pgprovider: %s: %w", op, pr
 // still brings back its answer (a definite one) instead of being cut off
 // with its outcome unknown.
 func statementContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if ctx.Done() == nil {
+		// Nothing can end it: no delay is needed, and pgx watches only a
+		// context that can end (a goroutine per statement).
+		return ctx, func() {}
+	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, func() {
 		t := time.AfterFunc(grace, cancel)
@@ -363,14 +368,14 @@ func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration
 		fence, rest *int64
 		pid         uint32
 	)
-	q := p.q.acquire
-	if waiter {
-		q = p.q.acquireWaiter
-	}
 	err := p.execPID(ctx, true, &pid, func(ctx context.Context, c *pgxpool.Conn) error {
-		return c.QueryRow(ctx, q, key, token, micros(ttl)).Scan(&fence, &rest)
+		if !waiter { // the fast path: one INSERT, no CTE
+			return c.QueryRow(ctx, p.q.acquire, key, token, micros(ttl)).Scan(&fence)
+		}
+		return c.QueryRow(ctx, p.q.acquireWaiter, key, token, micros(ttl)).Scan(&fence, &rest)
 	})
 	switch {
+	case errors.Is(err, pgx.ErrNoRows): // refused; a non-waiter needs no retry time
 	case errors.Is(err, provider.ErrOutcomeUnknown):
 		return provider.Grant{}, 0, p.giveUp(ctx, key, token, pid, err)
 	case err != nil:
