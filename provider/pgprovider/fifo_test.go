@@ -120,3 +120,40 @@ func TestLapsedHeadDropped(t *testing.T) {
 		t.Fatalf("State = %+v, %v; want held by b", s, err)
 	}
 }
+
+// TestCreateSchemaUpgradesWaiters: a waiters table of the first version
+// (no queue order) gains the seq column, and waiting works on it.
+func TestCreateSchemaUpgradesWaiters(t *testing.T) {
+	pool := newPool(t, pgtest.Shared(t).DSN())
+	ctx := t.Context()
+	if _, err := pool.Exec(ctx, `CREATE TABLE "upgrade_locks_waiters" (key TEXT, token TEXT, until TIMESTAMPTZ, PRIMARY KEY (key, token))`); err != nil {
+		t.Fatal(err)
+	}
+	p := newProvider(t, pool, &pgprovider.Options{Table: "upgrade_locks", PollInterval: time.Hour})
+	if _, err := p.TryAcquire(ctx, "k", "a", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	res := make(chan error, 1)
+	go func() {
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		_, err := p.Acquire(wctx, "k", "b", time.Minute)
+		res <- err
+	}()
+	for {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(seq) FROM "upgrade_locks_waiters" WHERE key = 'k'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		time.Sleep(2 * time.Millisecond) // re-read the table
+	}
+	if err := p.Release(ctx, "k", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-res; err != nil {
+		t.Fatalf("waiter on an upgraded waiters table: %v", err)
+	}
+}
