@@ -98,7 +98,10 @@ func TestLapsedHeadDropped(t *testing.T) {
 	if _, err := p.TryAcquire(ctx, key, "a", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pool.Exec(ctx, `INSERT INTO "lockproof_locks_waiters" (key, token, until) VALUES ($1, 'ghost', clock_timestamp() + interval '1 hour')`, key); err != nil {
+	// What a waiter's registration leaves behind: its row, and the key's
+	// wait_until raised to its deadline.
+	if _, err := pool.Exec(ctx, `WITH w AS (INSERT INTO "lockproof_locks_waiters" (key, token, until) VALUES ($1, 'ghost', clock_timestamp() + interval '1 hour'))
+		UPDATE "lockproof_locks" SET wait_until = clock_timestamp() + interval '1 hour' WHERE key = $1`, key); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Release(ctx, key, "a"); err != nil {
@@ -121,12 +124,13 @@ func TestLapsedHeadDropped(t *testing.T) {
 	}
 }
 
-// TestCreateSchemaUpgradesWaiters: a waiters table of the first version
-// (no queue order) gains the seq column, and waiting works on it.
+// TestCreateSchemaUpgradesWaiters: tables of the first version (no queue
+// order, no wait_until) gain the new columns, and waiting works on them.
 func TestCreateSchemaUpgradesWaiters(t *testing.T) {
 	pool := newPool(t, pgtest.Shared(t).DSN())
 	ctx := t.Context()
-	if _, err := pool.Exec(ctx, `CREATE TABLE "upgrade_locks_waiters" (key TEXT, token TEXT, until TIMESTAMPTZ, PRIMARY KEY (key, token))`); err != nil {
+	if _, err := pool.Exec(ctx, `CREATE TABLE "upgrade_locks" (key TEXT PRIMARY KEY, token TEXT NOT NULL, fence BIGINT NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
+		CREATE TABLE "upgrade_locks_waiters" (key TEXT, token TEXT, until TIMESTAMPTZ, PRIMARY KEY (key, token))`); err != nil {
 		t.Fatal(err)
 	}
 	p := newProvider(t, pool, &pgprovider.Options{Table: "upgrade_locks", PollInterval: time.Hour})
