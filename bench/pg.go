@@ -15,7 +15,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"math"
@@ -24,8 +23,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for sqlrepo
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/lockproof/lockproof/internal/pgtest"
 	"github.com/lockproof/lockproof/locked"
@@ -54,8 +54,23 @@ type pgResults struct {
 type pgOp struct {
 	id, name string
 	rounds   []float64
+	stmts    float64 // statements sent per op (each one round trip)
+	allocs   float64 // Go allocations per op
 	err      error
 }
+
+// pgStatements counts the statements the section's connections send.
+var pgStatements atomic.Int64
+
+// stmtCounter is a pgx tracer that counts statements into pgStatements.
+type stmtCounter struct{}
+
+func (stmtCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	pgStatements.Add(1)
+	return ctx
+}
+
+func (stmtCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 func (r *pgResults) op(id string) *pgOp {
 	for _, o := range r.ops {
@@ -111,7 +126,12 @@ func runPostgres(ctx context.Context, cfg config, logf func(string, ...any)) *pg
 }
 
 func measurePostgres(ctx context.Context, cfg config, dsn string, res *pgResults, logf func(string, ...any)) error {
-	pool, err := pgxpool.New(ctx, dsn)
+	pcfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return err
+	}
+	pcfg.ConnConfig.Tracer = stmtCounter{}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return err
 	}
@@ -130,10 +150,7 @@ func measurePostgres(ctx context.Context, cfg config, dsn string, res *pgResults
 	if _, err := pool.Exec(ctx, `CREATE TABLE floor_locks (key TEXT PRIMARY KEY, token TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)`); err != nil {
 		return err
 	}
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		return err
-	}
+	db := stdlib.OpenDB(*pcfg.ConnConfig.Copy())
 	defer db.Close()
 	svc, err := locked.New(p, &locked.Options{TTL: ttl})
 	if err != nil {
@@ -216,10 +233,13 @@ func measurePostgres(ctx context.Context, cfg config, dsn string, res *pgResults
 	for _, c := range cases {
 		row := &pgOp{id: c.id, name: c.name}
 		res.ops = append(res.ops, row)
-		st, err := timeOp(ctx, cfg.opTime, c.op, nil) // warm-up and block size
+		n0 := pgStatements.Load()
+		st, err := timeOp(ctx, cfg.opTime, c.op, nil) // profile, warm-up and block size
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.id, err)
 		}
+		row.stmts = float64(pgStatements.Load()-n0) / float64(st.ops+20) // timeOp's 20 warm-up ops included
+		row.allocs = st.allocsPerOp
 		fns, blocks = append(fns, c.op), append(blocks, blockFor(st))
 	}
 	for r := range cfg.rounds {
@@ -321,19 +341,19 @@ func (r *pgResults) markdown(b *strings.Builder, cfg config) {
 	}
 	p("PostgreSQL %s started by the run (fsync, synchronous_commit and full_page_writes off), one pgx pool; each pair of contenders interleaved as in table 1, %d round(s) of %s, paired ratios. cirello.io/pglock, the table-based Go peer, is not measured: this machine's module proxy refuses it (403 Forbidden).", r.version, cfg.rounds, cfg.opTime)
 	p("")
-	p("| contender | per op | × baseline | rounds |")
-	p("|---|--:|--:|---|")
+	p("| contender | per op | × baseline | statements/op | allocs/op | rounds |")
+	p("|---|--:|--:|--:|--:|---|")
 	base := map[string]string{"pg_floor": "pg_floor", "pg_lockproof": "pg_floor", "pg_entity_raw": "pg_entity_raw", "pg_entity_lockproof": "pg_entity_raw"}
 	for _, o := range r.ops {
 		if o.err != nil || len(o.rounds) == 0 {
-			p("| %s | failed: %s | | |", o.name, mdEscape(errString(o.err)))
+			p("| %s | failed: %s | | | | |", o.name, mdEscape(errString(o.err)))
 			continue
 		}
 		var rounds []string
 		for _, ns := range o.rounds {
 			rounds = append(rounds, fmtNs(ns))
 		}
-		p("| %s | **%s** | %.2f | %s |", o.name, fmtNs(median(o.rounds)), r.paired(o.id, base[o.id]), strings.Join(rounds, " / "))
+		p("| %s | **%s** | %.2f | %.1f | %.0f | %s |", o.name, fmtNs(median(o.rounds)), r.paired(o.id, base[o.id]), o.stmts, o.allocs, strings.Join(rounds, " / "))
 	}
 	p("")
 	if h := r.handoff; h != nil {

@@ -21,14 +21,16 @@ func waitRows(t *testing.T, pool *pgxpool.Pool, key string, n int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
+	last := -1
 	for {
 		var got int
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM "lockproof_locks_waiters" WHERE key = $1`, key).Scan(&got); err != nil {
-			t.Fatalf("waiting for %d waiter rows: %v", n, err)
+			t.Fatalf("waiting for %d waiter rows (last count %d): %v", n, last, err)
 		}
 		if got == n {
 			return
 		}
+		last = got
 		time.Sleep(2 * time.Millisecond) // re-read the table
 	}
 }
@@ -56,6 +58,7 @@ func TestWaitersServedFIFO(t *testing.T) {
 			defer cancel()
 			tok := fmt.Sprint("w", i)
 			if _, err := p.Acquire(wctx, key, tok, time.Minute); err != nil {
+				t.Logf("waiter %d: %v", i, err)
 				errs <- fmt.Errorf("waiter %d: %w", i, err)
 				return
 			}
