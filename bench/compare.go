@@ -49,7 +49,7 @@ type config struct {
 }
 
 // allSections lists the sections of a run, in order; -sections picks some.
-var allSections = []string{"uncontended", "handoff", "throughput", "cluster", "memory", "scripts"}
+var allSections = []string{"uncontended", "handoff", "throughput", "cluster", "memory", "scripts", "postgres"}
 
 // on reports whether section is part of this run.
 func (c config) on(section string) bool { return c.sections == nil || c.sections[section] }
@@ -102,6 +102,7 @@ type results struct {
 	heap       []*heapFigure
 	churn      *memChurn
 	scripts    []*scriptRow
+	pg         *pgResults // nil unless the postgres section ran
 }
 
 func (r *results) op(id string) *opRow {
@@ -388,6 +389,12 @@ func run(ctx context.Context, cfg config) (res *results, err error) {
 		}
 	}
 	firstErr = cmpErr(firstErr, runAtScale(ctx, cfg, res, nodes[0], logf))
+	if cfg.on("postgres") {
+		res.pg = runPostgres(ctx, cfg, logf)
+		if res.pg.err != nil {
+			firstErr = cmpErr(firstErr, fmt.Errorf("postgres: %w", res.pg.err))
+		}
+	}
 	res.elapsed = time.Since(start)
 	return res, firstErr
 }

@@ -104,7 +104,8 @@ func (r *results) ratios() []ratio {
 	if r.op("entity_lockproof") != nil {
 		rs = append(rs, ratio{"entity_cycle_vs_floor", ns("entity_lockproof", "entity_floor"), "lock→load→modify→save→release ÷ raw round trips"})
 	}
-	return append(rs, r.scaleRatios()...)
+	rs = append(rs, r.scaleRatios()...)
+	return append(rs, r.pg.ratios(r.cfg)...)
 }
 
 // scaleRatios are the headline numbers of the cost-at-scale sections; a
@@ -219,6 +220,8 @@ var targets = []target{
 	{"contended utilisation ≥ 0.80", "handoff_util_lockproof", 0.80, false},
 	{"contended max wait ≤ 1.5 × W × H", "handoff_maxwait_vs_fair", 1.5, true},
 	{"memprovider uncontended ≤ 10 × sync.Mutex", "mem_uncontended_vs_syncmutex", 10, true},
+	{"pgprovider acquire+release ≤ 1.2 × raw INSERT ON CONFLICT + DELETE", "pg_uncontended_vs_floor", 1.2, true},
+	{"pgprovider contended max wait ≤ 1.5 × W × H", "pg_handoff_maxwait_vs_fair", 1.5, true},
 }
 
 func (r *results) ratioValue(name string) float64 {
@@ -338,6 +341,8 @@ func (r *results) markdown() string {
 		p("Not run (-sections).")
 		p("")
 	}
+
+	r.pg.markdown(&b, c)
 
 	p("### Targets")
 	p("")

@@ -352,3 +352,13 @@ func (s *Server) Close() error {
 	err := s.Stop()
 	return errors.Join(err, os.RemoveAll(s.dir))
 }
+
+// StartServer starts a server outside a test (the bench command uses it),
+// with the binaries [Bin] finds; the caller stops it with [Server.Close].
+func StartServer() (*Server, error) {
+	bin, err := Bin()
+	if err != nil {
+		return nil, err
+	}
+	return start(bin)
+}

@@ -2,6 +2,8 @@ package pgprovider
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -45,19 +47,35 @@ func (p *Provider) listenOnce(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		p.wake(n.Payload)
+		if key, token, ok := parseWake(n.Payload); ok {
+			p.wake(key, token)
+		}
 	}
 }
 
-func (p *Provider) addWaiter(key string, ch chan struct{}) {
+// parseWake splits a wake-up "<len(token)>:<token><key>" (see
+// notifyHead in New).
+func parseWake(payload string) (key, token string, ok bool) {
+	n, rest, ok := strings.Cut(payload, ":")
+	if !ok {
+		return "", "", false
+	}
+	l, err := strconv.Atoi(n)
+	if err != nil || l < 0 || l > len(rest) {
+		return "", "", false
+	}
+	return rest[l:], rest[:l], true
+}
+
+func (p *Provider) addWaiter(key, token string, ch chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	m := p.waiters[key]
 	if m == nil {
-		m = make(map[chan struct{}]struct{})
+		m = make(map[chan struct{}]string)
 		p.waiters[key] = m
 	}
-	m[ch] = struct{}{}
+	m[ch] = token
 }
 
 func (p *Provider) removeWaiter(key string, ch chan struct{}) {
@@ -76,11 +94,14 @@ func signal(ch chan struct{}) {
 	}
 }
 
-func (p *Provider) wake(key string) {
+// wake wakes the waiters of key with token: the head of its queue.
+func (p *Provider) wake(key, token string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for ch := range p.waiters[key] {
-		signal(ch)
+	for ch, t := range p.waiters[key] {
+		if t == token {
+			signal(ch)
+		}
 	}
 }
 
