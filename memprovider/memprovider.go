@@ -56,6 +56,7 @@ type shard struct {
 	fence   uint64 // last fence issued by this shard
 	sweepAt int    // sweep free and lapsed entries when len(locks) reaches this
 	freed   int    // entries freed by a release since the last sweep
+	peak    int    // the most entries the map has held since it was last made
 	_       [24]byte
 }
 
@@ -387,6 +388,7 @@ func (s *shard) take(key string, e *entry, token string, ttl time.Duration, now 
 		}
 		e = &entry{}
 		s.locks[key] = e
+		s.peak = max(s.peak, len(s.locks))
 	}
 	s.fence++
 	e.token, e.fence, e.expires = token, s.fence, now+mono(ttl)
@@ -418,19 +420,18 @@ func (s *shard) release(e *entry, now mono) {
 // sweep for when the map has doubled. The cost is linear in the map's size
 // and the map must double before the next sweep (or half of it be freed by
 // releases), so it adds O(1) amortised per new key. A Go map never gives
-// its buckets back, so a map that kept under a quarter of its entries is
+// its buckets back, so a map left with under a quarter of its peak is
 // copied into a new one. s.mu must be held.
 func (s *shard) sweep(now mono) {
-	before := len(s.locks)
 	for key := range s.locks {
 		if _, held := s.settle(key, now); !held {
 			delete(s.locks, key)
 		}
 	}
-	if len(s.locks) < before/4 {
+	if len(s.locks) < s.peak/4 { // against the peak: sweeps that each halve it add up
 		m := make(map[string]*entry, len(s.locks)) // sized for the survivors, unlike maps.Clone
 		maps.Copy(m, s.locks)
-		s.locks = m
+		s.locks, s.peak = m, len(m)
 	}
 	s.freed = 0
 	s.sweepAt = max(2*len(s.locks), minSweepAt)
