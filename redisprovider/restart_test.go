@@ -21,25 +21,13 @@ import (
 	"github.com/lockproof/lockproof/provider"
 )
 
-// aofAlways makes a server log every write to its AOF, fsynced before the
-// reply, so SIGKILL loses nothing it has answered.
-var aofAlways = redistest.Args("--appendonly", "yes", "--appendfsync", "always")
-
-// crash kills n with SIGKILL and starts it again on the same port and
-// directory.
-func crash(t *testing.T, n *redistest.Node) {
-	t.Helper()
-	n.Kill(t)
-	n.Start(t)
-}
-
 // TestRestartAOFKeepsHoldsAndFences: with AOF always, a hold survives a
 // crash (its holder extends and releases it, others are refused), and
 // fences continue above the last one; the same provider and client work
 // again without being recreated.
 func TestRestartAOFKeepsHoldsAndFences(t *testing.T) {
 	t.Parallel()
-	node := redistest.Server(t, aofAlways)
+	node := redistest.Server(t, redistest.AOFAlways)
 	c := node.Client(t) // go-redis defaults, with ContextTimeoutEnabled
 	p := newProvider(t, c, nil)
 	ctx := bounded(t, testBound)
@@ -53,7 +41,7 @@ func TestRestartAOFKeepsHoldsAndFences(t *testing.T) {
 		last = lifecycle(t, p, fenced)
 	}
 
-	crash(t, node)
+	node.Crash(t)
 
 	if n := c.DBSize(ctx).Val(); n == 0 {
 		t.Fatal("the store is empty after a crash with AOF always")
@@ -103,7 +91,7 @@ func TestRestartWithoutPersistence(t *testing.T) {
 		t.Fatalf("fence of the third hold = %d, want 3", last)
 	}
 
-	crash(t, node)
+	node.Crash(t)
 
 	if n, err := c.DBSize(ctx).Result(); err != nil || n != 0 {
 		t.Fatalf("DBSIZE after a restart without persistence = %d, %v; want 0", n, err)
@@ -139,7 +127,7 @@ func TestRestartAOFReleaseInFlight(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			node := redistest.Server(t, aofAlways)
+			node := redistest.Server(t, redistest.AOFAlways)
 			px, err := faultproxy.New(node.Addr())
 			if err != nil {
 				t.Fatal(err)

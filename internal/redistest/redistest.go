@@ -75,6 +75,10 @@ func Args(args ...string) Option {
 	return func(c *config) { c.args = append(c.args, args...) }
 }
 
+// AOFAlways makes a server log every write to its append-only file,
+// fsynced before the reply, so a SIGKILL loses nothing it has answered.
+var AOFAlways = Args("--appendonly", "yes", "--appendfsync", "always")
+
 // Node is one redis-server process. Its address stays the same for the whole
 // test, across [Node.Kill], [Node.Stop], [Node.Start] and [Node.Restart].
 // It is stopped in t.Cleanup of the test that created it.
@@ -192,6 +196,14 @@ func (n *Node) Stop(t testing.TB) {
 	if err := n.stop(); err != nil {
 		t.Fatalf("redistest: stop %s: %v", n.Addr(), err)
 	}
+}
+
+// Crash kills n with SIGKILL and starts it again on the same port and
+// directory: what a server with persistence keeps, it has again.
+func (n *Node) Crash(t testing.TB) {
+	t.Helper()
+	n.Kill(t)
+	n.Start(t)
 }
 
 // Start starts a stopped or killed server again on the same port with the

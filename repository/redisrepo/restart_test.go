@@ -23,18 +23,6 @@ import (
 	"github.com/lockproof/lockproof/repository"
 )
 
-// aofAlways makes a server log every write to its AOF, fsynced before the
-// reply, so SIGKILL loses nothing it has answered.
-var aofAlways = redistest.Args("--appendonly", "yes", "--appendfsync", "always")
-
-// crash kills n with SIGKILL and starts it again on the same port and
-// directory.
-func crash(t *testing.T, n *redistest.Node) {
-	t.Helper()
-	n.Kill(t)
-	n.Start(t)
-}
-
 // saveN sets N and saves it under l, failing t on an error.
 func saveN(t *testing.T, s stack, l *locked.Locked[*entity], n int64) {
 	t.Helper()
@@ -49,13 +37,13 @@ func saveN(t *testing.T, s stack, l *locked.Locked[*entity], n int64) {
 // holder's fence is above it.
 func TestRestartAOFKeepsRecords(t *testing.T) {
 	t.Parallel()
-	node := redistest.Server(t, aofAlways)
+	node := redistest.Server(t, redistest.AOFAlways)
 	s := newStack(t, node.Client(t), "") // go-redis defaults, with ContextTimeoutEnabled
 	e := insert(t, s, 1)
 	l := load(t, s.svc, s.repo, e.Key)
 	saveN(t, s, l, 2)
 
-	crash(t, node)
+	node.Crash(t)
 
 	wantN(t, s, e.Key, 2, "after the crash")
 	saveN(t, s, l, 3) // the hold survived: the proof still writes
@@ -91,7 +79,7 @@ func TestRestartAOFWriteInFlight(t *testing.T) {
 		} {
 			t.Run(op+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
-				node := redistest.Server(t, aofAlways)
+				node := redistest.Server(t, redistest.AOFAlways)
 				px, err := faultproxy.New(node.Addr())
 				if err != nil {
 					t.Fatal(err)
@@ -198,7 +186,7 @@ func TestRestartWithoutPersistence(t *testing.T) {
 	}
 	l := load(t, s.svc, s.repo, e.Key) // held across the crash
 
-	crash(t, node)
+	node.Crash(t)
 
 	if n, err := admin.DBSize(ctx).Result(); err != nil || n != 0 {
 		t.Fatalf("DBSIZE after a restart without persistence = %d, %v; want 0", n, err)
