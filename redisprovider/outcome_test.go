@@ -40,22 +40,7 @@ type proxied struct {
 func newProxied(t *testing.T) *proxied {
 	t.Helper()
 	node := redistest.Server(t)
-	px, err := faultproxy.New(node.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(&redis.Options{
-		Addr:                  px.Addr(),
-		ContextTimeoutEnabled: true,
-		MaxRetries:            3, // go-redis's default: re-send after a lost reply
-		MinRetryBackoff:       time.Millisecond,
-		MaxRetryBackoff:       5 * time.Millisecond,
-		DialTimeout:           time.Second,
-	})
-	t.Cleanup(func() {
-		_ = c.Close()
-		_ = px.Close()
-	})
+	px, c := redistest.Proxied(t, node, func(o *redis.Options) { o.DialTimeout = time.Second })
 	return &proxied{node: node, proxy: px, c: c, admin: node.Client(t)}
 }
 

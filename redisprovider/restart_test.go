@@ -11,10 +11,8 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/lockproof/lockproof/internal/faultproxy"
 	"github.com/lockproof/lockproof/internal/redistest"
@@ -128,21 +126,7 @@ func TestRestartAOFReleaseInFlight(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			node := redistest.Server(t, redistest.AOFAlways)
-			px, err := faultproxy.New(node.Addr())
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := redis.NewClient(&redis.Options{
-				Addr:                  px.Addr(),
-				ContextTimeoutEnabled: true,
-				MaxRetries:            3, // go-redis's default: re-sends after the kill too
-				MinRetryBackoff:       time.Millisecond,
-				MaxRetryBackoff:       5 * time.Millisecond,
-			})
-			t.Cleanup(func() {
-				_ = c.Close()
-				_ = px.Close()
-			})
+			px, c := redistest.Proxied(t, node) // re-sends after the kill too
 			p := newProvider(t, c, nil)
 			admin := node.Client(t)
 			lifecycle(t, p, uniqueKey(t, "warm")) // scripts cached: the request is the script's execution
@@ -150,7 +134,7 @@ func TestRestartAOFReleaseInFlight(t *testing.T) {
 			if _, err := p.TryAcquire(bounded(t, faultBound), key, tok, longTTL); err != nil {
 				t.Fatal(err)
 			}
-			err = inFlightAtKill(t, node, px, tc.dir, key, func(ctx context.Context) error {
+			err := inFlightAtKill(t, node, px, tc.dir, key, func(ctx context.Context) error {
 				return p.Release(ctx, key, tok)
 			})
 			node.Start(t)

@@ -41,21 +41,7 @@ type proxiedStack struct {
 func newProxiedStack(t *testing.T) proxiedStack {
 	t.Helper()
 	node := redistest.Server(t)
-	px, err := faultproxy.New(node.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(&redis.Options{
-		Addr:                  px.Addr(),
-		ContextTimeoutEnabled: true,
-		MaxRetries:            3,
-		MinRetryBackoff:       time.Millisecond,
-		MaxRetryBackoff:       5 * time.Millisecond,
-	})
-	t.Cleanup(func() {
-		_ = c.Close()
-		_ = px.Close()
-	})
+	px, c := redistest.Proxied(t, node)
 	s := proxiedStack{stack: newStack(t, c, ""), proxy: px, admin: node.Client(t)}
 	warm := insert(t, s.stack, 0) // caches the scripts: faults hit executions, not NOSCRIPT
 	l := load(t, s.svc, s.repo, warm.Key)

@@ -13,9 +13,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/lockproof/lockproof/internal/faultproxy"
 	"github.com/lockproof/lockproof/internal/redistest"
@@ -80,28 +77,14 @@ func TestRestartAOFWriteInFlight(t *testing.T) {
 			t.Run(op+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
 				node := redistest.Server(t, redistest.AOFAlways)
-				px, err := faultproxy.New(node.Addr())
-				if err != nil {
-					t.Fatal(err)
-				}
-				c := redis.NewClient(&redis.Options{
-					Addr:                  px.Addr(),
-					ContextTimeoutEnabled: true,
-					MaxRetries:            3, // go-redis's default: re-sends after the kill too
-					MinRetryBackoff:       time.Millisecond,
-					MaxRetryBackoff:       5 * time.Millisecond,
-				})
-				t.Cleanup(func() {
-					_ = c.Close()
-					_ = px.Close()
-				})
+				px, c := redistest.Proxied(t, node) // re-sends after the kill too
 				s := newStack(t, c, "")
 				admin := newStack(t, node.Client(t), "") // bypasses the proxy
 				e := insert(t, s, 1)
 				l := load(t, s.svc, s.repo, e.Key)
 				saveN(t, s, l, 2) // scripts cached: the request is the script's execution
 				l.Entity().N = 3
-				err = inFlightAtKill(t, node, px, tc.dir, e.Key, func(ctx context.Context) error {
+				err := inFlightAtKill(t, node, px, tc.dir, e.Key, func(ctx context.Context) error {
 					if op == "Delete" {
 						return s.repo.Delete(ctx, l)
 					}
