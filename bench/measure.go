@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -230,6 +231,22 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 }
 
 // median returns the median of xs (the lower middle for an even count).
+// pairedMedian is the median over rounds of a[i] ÷ b[i], the two measured
+// in the same round (NaN if there is no common round): contenders of a
+// round run back to back, so the paired ratio cancels most of the drift of
+// a noisy machine.
+func pairedMedian(a, b []float64) float64 {
+	n := min(len(a), len(b))
+	if n == 0 {
+		return math.NaN()
+	}
+	xs := make([]float64, n)
+	for i := range n {
+		xs[i] = a[i] / b[i]
+	}
+	return median(xs)
+}
+
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)

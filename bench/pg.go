@@ -87,15 +87,7 @@ func (r *pgResults) paired(a, b string) float64 {
 	if oa == nil || ob == nil || oa.err != nil || ob.err != nil {
 		return math.NaN()
 	}
-	n := min(len(oa.rounds), len(ob.rounds))
-	if n == 0 {
-		return math.NaN()
-	}
-	xs := make([]float64, n)
-	for i := range n {
-		xs[i] = oa.rounds[i] / ob.rounds[i]
-	}
-	return median(xs)
+	return pairedMedian(oa.rounds, ob.rounds)
 }
 
 const floorAcquire = `INSERT INTO floor_locks VALUES ($1, $2, clock_timestamp() + interval '30 seconds')

@@ -232,12 +232,7 @@ func (r *results) tputRatio(topA, a, topB, b string, clients int) float64 {
 	if topA != topB { // different topologies are not interleaved: medians
 		return ra.med / rb.med
 	}
-	n := min(len(ra.rounds), len(rb.rounds))
-	xs := make([]float64, n)
-	for i := range n {
-		xs[i] = ra.rounds[i] / rb.rounds[i]
-	}
-	return median(xs)
+	return pairedMedian(ra.rounds, rb.rounds)
 }
 
 func (r *results) tput(topology, id string, clients int) *tputRow {
