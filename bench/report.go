@@ -169,11 +169,11 @@ func (r *results) scaleRatios() []ratio {
 		add("script_release_usec", u("lockproof_release"), "release.lua, usec_per_call")
 		add("script_pair_vs_redislock", u("lockproof_acquire", "lockproof_release")/u("redislock_obtain", "redislock_release"), "server time per acquire+release")
 		add("script_pair_vs_floor", u("lockproof_acquire", "lockproof_release")/u("floor_set", "floor_del"), "÷ SET NX PX + DEL")
-		add("script_acquire_fast_copy_vs_lib", u("acquire_fast")/u("lockproof_acquire"), "the copied fast path ÷ the library's script (≈1 if the copy is faithful)")
+		add("script_acquire_fast_copy_vs_lib", u("acquire_fast")/u("lockproof_acquire"), "the fast path as it was before decision 53 ÷ the library's script")
 		add("script_empty_usec", u("acquire_empty"), "EVALSHA of return 1, pipelined")
 		add("script_empty_rtt_usec", u("acquire_empty_rtt"), "EVALSHA of return 1, one per round trip")
-		add("script_acquire_fast_copy_rtt_vs_lib", u("acquire_fast_rtt")/u("lockproof_acquire"), "the copied fast path, one per round trip ÷ the library's script")
-		add("script_acquire_fast_copy_libargs_vs_lib", u("acquire_fast_rtt_libargs")/u("lockproof_acquire"), "the same with the library's 5 keys and 5 arguments ÷ the library's script")
+		add("script_acquire_fast_copy_rtt_vs_lib", u("acquire_fast_rtt")/u("lockproof_acquire"), "the same (before decision 53), one per round trip ÷ the library's script")
+		add("script_acquire_fast_copy_libargs_vs_lib", u("acquire_fast_rtt_libargs")/u("lockproof_acquire"), "the same with the 5 keys and 5 arguments of before decision 53 ÷ the library's script")
 	}
 	return rs
 }

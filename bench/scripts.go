@@ -243,15 +243,15 @@ func scriptRound(ctx context.Context, c *redis.Client, n int) []*scriptRow {
 	for _, v := range []struct {
 		file, name string
 		oneByOne   bool // one EVALSHA per round trip, as the library sends it
-		libArgs    bool // the library's 5 keys and 5 arguments (the script reads 4 and 2)
+		libArgs    bool // the 5 keys and 5 arguments acquire.lua took before decision 53 (the script reads 4 and 2)
 	}{
 		{"acquire_empty", "EVALSHA of `return 1` (the floor of any script)", false, false},
 		{"acquire_empty", "EVALSHA of `return 1`, one per round trip", true, false},
 		{"acquire_setnx", "SET NX PX in a script (redislock's fast path)", false, false},
-		{"acquire_fast", "copy of acquire.lua's fast path: EXISTS ×3, INCR, SET", false, false},
-		{"acquire_fast", "copy of acquire.lua's fast path, one per round trip", true, false},
-		{"acquire_fast", "the same, with the library's 5 keys and 5 arguments", true, true},
-		{"acquire_fast_2exists", "fast path, EXISTS on 2 keys (no tombstone)", false, false},
+		{"acquire_fast", "acquire.lua's fast path before decision 53: EXISTS ×3, INCR, SET", false, false},
+		{"acquire_fast", "the same (before decision 53), one per round trip", true, false},
+		{"acquire_fast", "the same, with the 5 keys and 5 arguments acquire.lua took before decision 53", true, true},
+		{"acquire_fast_2exists", "EXISTS on 2 keys, INCR, SET: the shape of acquire.lua's fast path since decision 53", false, false},
 		{"acquire_fast_setnx", "SET NX PX, then INCR + SET KEEPTTL (one existence check)", false, false},
 		{"acquire_fast_noincr", "fast path without the fence (no INCR)", false, false},
 		{"acquire_fast_time", "fast path plus TIME", false, false},

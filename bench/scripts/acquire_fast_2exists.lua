@@ -1,5 +1,5 @@
--- Measurement only: acquire_fast.lua without the tombstone check (EXISTS
--- on lock and queue only).
+-- Measurement only: acquire_fast.lua without the tombstone key (EXISTS on
+-- two keys), the shape of acquire.lua's fast path since decision 53.
 -- KEYS[1] lock, KEYS[2] fence counter, KEYS[3] queue, KEYS[4] unused.
 -- ARGV[1] token, ARGV[2] TTL in ms.
 -- Returns {1, fence} when taken, {0, 0} otherwise.
