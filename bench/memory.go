@@ -5,7 +5,8 @@ package main
 // moves it) and in the Go heap (runtime.MemStats after a GC):
 //
 //   - Redis bytes per key ever locked: N distinct keys locked once and
-//     released; lockproof keeps each key's fence counter forever;
+//     released; lockproof keeps one fence counter per hash slot (at most
+//     16384, shared by the keys of the slot), none per key;
 //   - Redis bytes per waiter, queued on one key and one per key;
 //   - Redis bytes per held lock: provider tokens, Service tokens, redislock;
 //   - memprovider after 1M distinct keys locked and released: does the heap
@@ -201,9 +202,9 @@ func runRedisMemory(ctx context.Context, cfg config, c *redis.Client, logf func(
 		}
 		add(f)
 	}
-	ever("ever_lockproof", "lockproof: key locked once and released (fence counter kept)", func(i int) []string {
+	ever("ever_lockproof", "lockproof: key locked once and released (its slot's fence counter is shared, at most 16384)", func(i int) []string {
 		lock := lockKey(p, "e"+strconv.Itoa(i))
-		return []string{lock, lock + ":fence", lock + ":queue", lock + ":alive"}
+		return []string{lock, lock + ":queue", lock + ":alive"}
 	}, func(i int) error {
 		key, tok := "e"+strconv.Itoa(i), "t"+strconv.Itoa(i)
 		if _, err := p.TryAcquire(ctx, key, tok, ttl); err != nil {
@@ -250,8 +251,7 @@ func runRedisMemory(ctx context.Context, cfg config, c *redis.Client, logf func(
 		add(&memFigure{id: id, name: name, unit: "lock", n: h, bytes: d, usage: usage, keysLeft: left, err: err})
 	}
 	held("held_lockproof", "lockproof redisprovider, token \"t<n>\" (short)", func(i int) []string {
-		lock := lockKey(p, "h"+strconv.Itoa(i))
-		return []string{lock, lock + ":fence"}
+		return []string{lockKey(p, "h"+strconv.Itoa(i))} // the slot's counter is shared
 	}, func(i int) (func() error, error) {
 		key, tok := "h"+strconv.Itoa(i), "t"+strconv.Itoa(i)
 		if _, err := p.TryAcquire(ctx, key, tok, ttl); err != nil {
@@ -261,8 +261,7 @@ func runRedisMemory(ctx context.Context, cfg config, c *redis.Client, logf func(
 	})
 	var tokLen int
 	held("held_service", "lockproof locked.Service (its own tokens)", func(i int) []string {
-		lock := lockKey(p, "s"+strconv.Itoa(i))
-		return []string{lock, lock + ":fence"}
+		return []string{lockKey(p, "s"+strconv.Itoa(i))} // the slot's counter is shared
 	}, func(i int) (func() error, error) {
 		l, err := svc.TryAcquire(ctx, "s"+strconv.Itoa(i))
 		if err != nil {

@@ -8,7 +8,8 @@
 // embedded Lua script (go-redis reloads a script that a restarted Redis or a
 // SCRIPT FLUSH forgot, transparently). A key K is stored as
 // "<prefix>{K}" = "<fence> <nonce> <token>" with the hold's TTL, beside a
-// fence counter "<prefix>{K}:fence" and, while somebody waits, a FIFO queue
+// fence counter shared by the keys of K's Cluster hash slot
+// ([Provider.FenceCounter]) and, while somebody waits, a FIFO queue
 // of waiters "<prefix>{K}:queue" with their deadlines "<prefix>{K}:alive"
 // (which also keeps, for the TTL they asked for, the nonces of acquires
 // whose reply was lost and whose caller gave up, so that they refuse if
@@ -317,19 +318,34 @@ func (p *Provider) DataKey(key, name string) string {
 	return lock + ":" + name
 }
 
-// keys returns the Redis keys of key: the lock, its fence counter, its
-// waiter queue and the waiters' deadlines. All share one hash tag: {key},
-// or, for a key with braces (which would end or empty the tag), a hash of
-// the key, followed by the key itself.
+// keys returns the Redis keys of key: the lock, the fence counter it draws
+// from, its waiter queue and the waiters' deadlines. All are in one Cluster
+// slot: the lock, queue and deadlines share the hash tag {key}, or, for a
+// key with braces (which would end or empty the tag), a hash of the key,
+// followed by the key itself; the counter is the one of that tag's slot
+// (slot.go).
 func (p *Provider) keys(key string) (lock, fence, queue, alive string) {
+	tag := key
 	if strings.ContainsAny(key, "{}") {
 		h := fnv.New64a()
 		h.Write([]byte(key))
-		lock = p.prefix + "{#" + strconv.FormatUint(h.Sum64(), 16) + "}" + key
+		tag = "#" + strconv.FormatUint(h.Sum64(), 16)
+		lock = p.prefix + "{" + tag + "}" + key
 	} else {
 		lock = p.prefix + "{" + key + "}"
 	}
-	return lock, lock + ":fence", lock + ":queue", lock + ":alive"
+	return lock, p.prefix + "{" + slotTag(slotOf(tag)) + "}:fences", lock + ":queue", lock + ":alive"
+}
+
+// FenceCounter returns the Redis key of the counter that key's fences come
+// from. Every key of one Cluster hash slot draws from the same counter, so
+// at most 16384 counters exist, however many keys were ever locked. To
+// restore fences after Redis lost them (docs/decisions.md, "Fences in
+// Redis survive only what the counter survives"), raise this counter to at
+// least the highest fence a store kept.
+func (p *Provider) FenceCounter(key string) string {
+	_, fence, _, _ := p.keys(key)
+	return fence
 }
 
 // A Guard is the check that one hold is still live, for a store that
