@@ -41,6 +41,7 @@ var headline = []string{
 	"tput_cluster_c4_vs_1node",
 	"tput_redis_cpu_per_pair_vs_redislock",
 	"redis_bytes_per_ever_locked_key",
+	"redis_bytes_per_ever_locked_key_counters",
 	"redis_bytes_per_waiter_one_key",
 	"redis_held_lock_vs_redislock",
 	"redis_held_service_vs_redislock",

@@ -212,6 +212,11 @@ func runRedisMemory(ctx context.Context, cfg config, c *redis.Client, logf func(
 		}
 		return p.Release(ctx, key, tok)
 	})
+	if f := figs[len(figs)-1]; f.id == "ever_lockproof" && f.err == nil {
+		f.note = "keys left: the release markers (they lapse after the client's re-send window, " +
+			"about 20 s with go-redis's default retries; none with MaxRetries -1) and the slot counters below"
+	}
+	add(slotCounters(ctx, c, p, n))
 	ever("ever_redislock", "bsm/redislock: key locked once and released", func(i int) []string {
 		return []string{"bench:r:e" + strconv.Itoa(i)}
 	}, func(i int) error {
@@ -708,6 +713,35 @@ func fmtBytes(v float64) string {
 		return fmt.Sprintf("%.3g MB", v/1e6)
 	}
 	return fmt.Sprintf("%.3g kB", v/1e3)
+}
+
+// slotCounters is what the ever-locked keys "e0".."e<n-1>" leave for good:
+// the fence counters of their hash slots (at most 16384; the other keys
+// left, release markers, lapse after the client's re-send window), as
+// their total MEMORY USAGE ÷ n.
+func slotCounters(ctx context.Context, c *redis.Client, p *redisprovider.Provider, n int) *memFigure {
+	f := &memFigure{id: "ever_lockproof_counters", name: "lockproof: the slot fence counters those keys left (kept)", unit: "key", n: n, bytes: nan}
+	seen := make(map[string]bool)
+	pipe := c.Pipeline()
+	var cmds []*redis.IntCmd
+	for i := range n {
+		k := p.FenceCounter("e" + strconv.Itoa(i))
+		if !seen[k] {
+			seen[k] = true
+			cmds = append(cmds, pipe.MemoryUsage(ctx, k, 0))
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		f.err = fmt.Errorf("MEMORY USAGE of the counters: %w", err)
+		return f
+	}
+	total := 0.0
+	for _, cmd := range cmds {
+		total += float64(cmd.Val())
+	}
+	f.usage, f.keysLeft = total/float64(n), int64(len(cmds))
+	f.note = fmt.Sprintf("%d counters, %s in all; bounded by 16384 slots however many keys are locked", len(cmds), fmtBytes(total))
+	return f
 }
 
 // lockKey is the Redis key of key's lock: the provider publishes only the

@@ -137,6 +137,7 @@ func (r *results) scaleRatios() []ratio {
 		per := func(id string) float64 { return r.memFig(id).usagePerUnit() }
 		add("redis_used_memory_per_ever_locked_key", r.memFig("ever_lockproof").perUnit(), "lockproof, INFO used_memory delta ÷ N keys locked once and released")
 		add("redis_bytes_per_ever_locked_key", per("ever_lockproof"), "lockproof, MEMORY USAGE per key locked once and released")
+		add("redis_bytes_per_ever_locked_key_counters", per("ever_lockproof_counters"), "lockproof, MEMORY USAGE of the slot fence counters those keys left ÷ N (kept; at most 16384 counters)")
 		add("redis_bytes_per_ever_locked_key_redislock", per("ever_redislock"), "bsm/redislock, the same")
 		add("redis_bytes_per_waiter_one_key", per("waiter_one_key"), "lockproof, waiters on one key")
 		add("redis_bytes_per_waiter_per_key", per("waiter_per_key"), "lockproof, one waiter per key")
