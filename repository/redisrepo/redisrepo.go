@@ -172,7 +172,10 @@ func (r *Repository[T]) EntityKey(id string) (string, error) {
 	return r.entityKey(r.prefix + key), nil
 }
 
-func (r *Repository[T]) entityKey(storeKey string) string { return r.p.DataKey(storeKey, "entity") }
+func (r *Repository[T]) entityKey(storeKey string) string { return r.p.DataKey(storeKey, entityName) }
+
+// entityName is the record's name beside its lock (Provider.DataKey).
+const entityName = "entity"
 
 func (r *Repository[T]) goneKey(storeKey string) string { return r.p.DataKey(storeKey, "entity:gone") }
 
@@ -191,18 +194,28 @@ func (r *Repository[T]) Find(ctx context.Context, id string) (T, error) {
 	if err := ctx.Err(); err != nil {
 		return e, idError("find", id, provider.Unavailable(err))
 	}
-	data, err := r.c.HGet(ctx, key, "d").Bytes()
+	data, err := r.c.HGet(ctx, key, dataField).Bytes()
+	return r.decode(ctx, "find", id, data, err)
+}
+
+// dataField is the record's field that holds the encoded entity.
+const dataField = "d"
+
+// decode returns the entity of a read of the record's data field that
+// returned data and err, for op on id.
+func (r *Repository[T]) decode(ctx context.Context, op, id string, data []byte, err error) (T, error) {
+	var e T
 	switch {
 	case errors.Is(err, redis.Nil):
-		return e, idError("find", id, repository.ErrNotFound)
+		return e, idError(op, id, repository.ErrNotFound)
 	case isWrongType(err):
-		return e, idError("find", id, ErrForeign)
+		return e, idError(op, id, ErrForeign)
 	case err != nil:
-		return e, idError("find", id, r.p.StoreError(ctx, err))
+		return e, idError(op, id, r.p.StoreError(ctx, err))
 	}
 	e, err = repository.Decode[T](r.codec, data)
 	if err != nil {
-		return e, idError("find", id, err)
+		return e, idError(op, id, err)
 	}
 	return e, nil
 }
