@@ -30,12 +30,12 @@ var (
 // returns become the function's. A first line "#!lua ..." (script flags)
 // is kept first.
 func loadSource(acquire string) string {
-	body := holdSource(acquire)
 	shebang := ""
-	if strings.HasPrefix(body, "#!") {
-		line, rest, _ := strings.Cut(body, "\n")
-		shebang, body = line+"\n", rest
+	if strings.HasPrefix(acquire, "#!") {
+		line, rest, _ := strings.Cut(acquire, "\n")
+		shebang, acquire = line+"\n", rest
 	}
+	body := holdSource(acquire)
 	before, after, ok := strings.Cut(loadSrc, "\n--#acquire\n")
 	if !ok {
 		panic(`redisprovider: scripts/load.lua lacks its "--#acquire" line`)
