@@ -99,7 +99,9 @@ func loggedStack(t *testing.T) (stack, *cmdLog) {
 
 // finderOnly hides every method of a repository but Find: Load's path
 // before lock and load.
-type finderOnly struct{ r *redisrepo.Repository[*entity] }
+type finderOnly struct {
+	r *redisrepo.Repository[*entity]
+}
 
 func (f finderOnly) Find(ctx context.Context, id string) (*entity, error) { return f.r.Find(ctx, id) }
 
@@ -301,7 +303,7 @@ func TestLoadOtherStoreFallsBack(t *testing.T) {
 	ctx := t.Context()
 	e := insert(t, s, 3)
 	for name, svc := range map[string]*locked.Service{
-		"another Provider": newService(t, newProvider(t, s.c), ""),
+		"another Provider":  newService(t, newProvider(t, s.c), ""),
 		"another namespace": newService(t, s.p, "other"),
 	} {
 		log.take()
