@@ -458,3 +458,32 @@ func TestLoadConcurrent(t *testing.T) {
 	}
 	wantN(t, s, e.Key, workers*cycles, "after the cycles")
 }
+
+// TestLoadCluster: on a Cluster the record shares its lock's hash tag, so
+// the lock-and-load script runs in one slot: Load is one EVALSHA there too.
+func TestLoadCluster(t *testing.T) {
+	c := redistest.Cluster(t, 3).Client(t)
+	log := &cmdLog{}
+	c.AddHook(log)
+	s := newStack(t, c, "app")
+	ctx := t.Context()
+	e := insert(t, s, 2)
+	l := load(t, s.svc, s.repo, e.Key) // loads the script on the record's node
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	log.take()
+	l = load(t, s.svc, s.repo, e.Key)
+	wantCmds(t, "Load on a Cluster", log, "evalsha")
+	if l.Entity().N != 2 {
+		t.Fatalf("N = %d, want 2", l.Entity().N)
+	}
+	l.Entity().N = 3
+	if err := s.repo.Save(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantN(t, s, e.Key, 3, "after the cycle")
+}
