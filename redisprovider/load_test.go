@@ -173,11 +173,10 @@ func TestHashRead(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, rd := range []*redisprovider.HashRead{p.HashRead(key, "entity", "d"), p.HashRead(key, "other", "x")} {
-			k := key
 			if rd.Key() != key {
 				t.Fatal("HashRead.Key is not the lock key")
 			}
-			g, tok, err := try(t, k, rd)
+			g, tok, err := try(t, key, rd)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -187,7 +186,7 @@ func TestHashRead(t *testing.T) {
 			if _, err := rd.Result(); !errors.Is(err, redis.Nil) {
 				t.Fatalf("Result of a missing record = %v, want redis.Nil", err)
 			}
-			if err := p.Release(ctx, k, tok); err != nil {
+			if err := p.Release(ctx, key, tok); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -206,11 +206,12 @@ const dataField = "d"
 func (r *Repository[T]) decode(ctx context.Context, op, id string, data []byte, err error) (T, error) {
 	var e T
 	switch {
+	case err == nil:
 	case errors.Is(err, redis.Nil):
 		return e, idError(op, id, repository.ErrNotFound)
 	case isWrongType(err):
 		return e, idError(op, id, ErrForeign)
-	case err != nil:
+	default:
 		return e, idError(op, id, r.p.StoreError(ctx, err))
 	}
 	e, err = repository.Decode[T](r.codec, data)
