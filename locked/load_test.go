@@ -35,7 +35,7 @@ func (p *readingProvider) Acquire(ctx context.Context, key, token string, ttl ti
 }
 
 func (p *readingProvider) read(ctx context.Context, key, token string, g provider.Grant, err error) {
-	if rd, ok := provider.ReadFor(ctx, key).(*fakeRead); ok && rd.p == p && err == nil {
+	if rd, ok := provider.ReadOf(ctx, key).(*fakeRead); ok && rd.p == p && err == nil {
 		rd.token, rd.fence = token, g.Fence
 		rd.balance, rd.found = p.balances[key]
 	}

@@ -37,9 +37,9 @@ func WithReads(ctx context.Context, reads ...Read) context.Context {
 	return context.WithValue(ctx, readsKey{}, reads)
 }
 
-// ReadFor returns the Read that ctx carries for key (see WithReads), or
+// ReadOf returns the Read that ctx carries for key (see WithReads), or
 // nil.
-func ReadFor(ctx context.Context, key string) Read {
+func ReadOf(ctx context.Context, key string) Read {
 	reads, _ := ctx.Value(readsKey{}).([]Read)
 	for _, r := range reads {
 		if r != nil && r.Key() == key {

@@ -104,7 +104,7 @@ func (replyError) RedisError() {}
 // of p for key, it runs the lock-and-load script instead, and records in
 // the HashRead what a grant read.
 func (p *Provider) runAcquire(ctx context.Context, key, token string, keys []string, args []any) ([]any, error) {
-	rd, _ := provider.ReadFor(ctx, key).(*HashRead)
+	rd, _ := provider.ReadOf(ctx, key).(*HashRead)
 	if rd == nil || rd.p != p {
 		return acquireScript.Run(ctx, p.c, keys, args...).Slice()
 	}
