@@ -44,6 +44,15 @@
 // process's clock in nanoseconds, or the last number plus one), so a
 // delayed duplicate of an earlier write can never overwrite a later one.
 //
+// # Lock and load
+//
+// A Repository is a locked.Loader: locked.Load and LoadAll with the
+// repository's own Service hand the provider a read of the record's d
+// field (ReadFor), which the provider runs in the acquire script when it
+// grants. Lock and read are one round trip, nothing can write the record
+// between them, and Load, Save, Close is three round trips in all. With a
+// Service of another lock store, Load locks there and reads with Find.
+//
 // # What an error means
 //
 // Each call ends in success, a definite refusal (locked.ErrNotHeld,
