@@ -103,6 +103,7 @@ func (r *results) ratios() []ratio {
 	}
 	if r.op("entity_lockproof") != nil {
 		rs = append(rs, ratio{"entity_cycle_vs_floor", ns("entity_lockproof", "entity_floor"), "lock→load→modify→save→release ÷ raw round trips"})
+		rs = append(rs, ratio{"entity_cycle_vs_floor4", ns("entity_lockproof", "entity_floor4"), "the same ÷ the four-round-trip floor (SET NX PX, GET, SET, DEL)"})
 	}
 	rs = append(rs, r.scaleRatios()...)
 	return append(rs, r.pg.ratios(r.cfg)...)

@@ -143,11 +143,14 @@ var (
 // holdScript is src with the hold format's functions (scripts/hold.lua)
 // before it, or in place of its line "--#hold" if it has one: a fast path
 // above that line runs without creating the functions' closures.
-func holdScript(src string) *redis.Script {
+func holdScript(src string) *redis.Script { return redis.NewScript(holdSource(src)) }
+
+// holdSource is the text of holdScript(src).
+func holdSource(src string) string {
 	if before, after, ok := strings.Cut(src, "\n--#hold\n"); ok {
-		return redis.NewScript(before + "\n" + holdSrc + after)
+		return before + "\n" + holdSrc + after
 	}
-	return redis.NewScript(holdSrc + src)
+	return holdSrc + src
 }
 
 // Defaults used when Options leave a field zero.
@@ -477,15 +480,10 @@ func parseFence(v any) (uint64, bool) {
 // outcome is unknown it has already handed the give-up of this request
 // (free its hold, or make it refuse) to the clean-up goroutine.
 func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration, join bool) (provider.Grant, time.Duration, error) {
-	lock, fence, queue, alive := p.keys(key)
-	joinArg := 0
-	if join {
-		joinArg = 1
-	}
 	nonce := newNonce()
+	keys, args := p.acquireArgs(key, token, ttl, join, nonce)
 	start := time.Now()
-	res, err := acquireScript.Run(ctx, p.c, []string{lock, fence, queue, alive},
-		token, ms(ttl), joinArg, ms(3*p.poll), nonce).Slice()
+	res, err := p.runAcquire(ctx, key, token, keys, args) // acquire.lua, or lock and load (load.go)
 	if err != nil {
 		err = p.StoreError(ctx, err)
 		if errors.Is(err, provider.ErrOutcomeUnknown) { // it may have granted
@@ -503,6 +501,18 @@ func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration
 		}
 	}
 	return provider.Grant{}, 0, fmt.Errorf("%w: acquire script returned %v", provider.ErrUnavailable, res)
+}
+
+// acquireArgs returns the KEYS and ARGV of the acquire script for one
+// request (nonce) of token on key; with join set, a refused caller joins
+// the waiter queue.
+func (p *Provider) acquireArgs(key, token string, ttl time.Duration, join bool, nonce string) ([]string, []any) {
+	lock, fence, queue, alive := p.keys(key)
+	joinArg := 0
+	if join {
+		joinArg = 1
+	}
+	return []string{lock, fence, queue, alive}, []any{token, ms(ttl), joinArg, ms(3 * p.poll), nonce}
 }
 
 // TryAcquire implements provider.Provider.
