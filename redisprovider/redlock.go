@@ -138,6 +138,10 @@ type Redlock struct {
 	admitMu sync.Mutex
 	// admitting is guarded by admitMu: the running admission, or nil.
 	admitting *admission
+
+	workers    []*nodeWorker // one per node: see redlock_worker.go
+	workerStop chan struct{} // closed by Close once no request is outstanding
+	workerWG   sync.WaitGroup
 }
 
 // NewRedlock returns a Redlock over the given independent nodes: N ≥ 1
@@ -193,6 +197,16 @@ func NewRedlock(clients []redis.UniversalClient, opts *RedlockOptions) (*Redlock
 	}
 	r.poll = r.nodes[0].poll
 	r.bgCtx, r.bgCancel = context.WithCancel(context.Background())
+	r.workerStop = make(chan struct{})
+	for _, n := range r.nodes {
+		w := &nodeWorker{r: r, c: n.c, wake: make(chan struct{}, 1)}
+		r.workers = append(r.workers, w)
+		r.workerWG.Add(1)
+		go func() {
+			defer r.workerWG.Done()
+			w.run(r.workerStop)
+		}()
+	}
 	return r, nil
 }
 
@@ -299,11 +313,12 @@ func (r *Redlock) grant(fence uint64, start time.Time, ttl time.Duration) provid
 	return provider.Grant{Fence: fence, Expires: start.Add(ttl - r.allowance(ttl))}
 }
 
-// unsent reports whether err is a failure to connect, so that the request
-// cannot have reached the node.
+// unsent reports whether err is a failure to connect, or a request that
+// its node's worker never sent, so that the request cannot have reached
+// the node.
 func unsent(err error) bool {
 	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	return errors.Is(err, errNotSent) || errors.As(err, &op) && op.Op == "dial"
 }
 
 // A node's answer to a vote.
@@ -324,19 +339,35 @@ type vote struct {
 	err    error
 }
 
-// vote runs the acquire script on node n.
-func (r *Redlock) vote(ctx context.Context, n *Provider, key, token string, ttl time.Duration, wait bool) vote {
-	lock, counter, _, waiters := n.keys(key)
+// redlockKeys are one key's Redis keys on every node (the nodes share
+// their Options, so their prefix).
+type redlockKeys struct {
+	key, lock, counter, waiters, tomb string
+}
+
+func (r *Redlock) keysOf(key, token string) redlockKeys {
+	lock, counter, _, waiters := r.nodes[0].keys(key)
+	return redlockKeys{key, lock, counter, waiters, tombstone(lock, token)}
+}
+
+// voteReq fills q with the acquire script's call.
+func (r *Redlock) voteReq(q *nodeReq, k *redlockKeys, token string, ttl time.Duration, wait bool) {
+	n := r.nodes[q.node]
 	marker, admission, _ := n.nodeKeys()
 	join := 0
 	if wait {
 		join = 1
 	}
-	res, err := redlockAcquire.Run(ctx, n.c, []string{lock, counter, waiters, marker, admission, tombstone(lock, token)},
-		token, ms(ttl), join, ms(3*n.poll)).Slice()
+	q.keys = append(q.keys, k.lock, k.counter, k.waiters, marker, admission, k.tomb)
+	q.args = append(q.args, token, ms(ttl), join, ms(3*n.poll))
+}
+
+// parseVote reads the acquire script's answer.
+func parseVote(resp any, err error) vote {
 	if err != nil {
 		return vote{kind: voteFailed, err: err}
 	}
+	res, _ := resp.([]any)
 	var (
 		code, x int64
 		holder  string
@@ -350,7 +381,7 @@ func (r *Redlock) vote(ctx context.Context, n *Provider, key, token string, ttl 
 		holder, _ = res[2].(string)
 	}
 	if !okx {
-		return vote{kind: voteFailed, err: fmt.Errorf("acquire script returned %v", res)}
+		return vote{kind: voteFailed, err: fmt.Errorf("acquire script returned %v", resp)}
 	}
 	d := time.Duration(x) * time.Millisecond
 	switch code {
@@ -365,31 +396,38 @@ func (r *Redlock) vote(ctx context.Context, n *Provider, key, token string, ttl 
 	}
 }
 
-// undo rolls back token's vote on node i: the one with fence, or, for
-// fence 0, any (its answer was lost, so it may also not have run yet: it
-// then leaves a tombstone). It wakes waiters only if wake is set: the undo
-// of a vote that came back late, or of a quorum of votes (which others may
-// have seen as a hold).
-func (r *Redlock) undo(ctx context.Context, i int, key, token string, fence uint64, ttl time.Duration, wake bool) error {
-	n := r.nodes[i]
-	lock, counter, _, waiters := n.keys(key)
+// undoReq fills q with the rollback of token's vote on its node: the one
+// with fence, or, for fence 0, any (its answer was lost, so it may also
+// not have run yet: it then leaves a tombstone). It wakes waiters only if
+// wake is set: the undo of a vote that came back late, or of a quorum of
+// votes (which others may have seen as a hold).
+func (r *Redlock) undoReq(q *nodeReq, k *redlockKeys, token string, fence uint64, ttl time.Duration, wake bool) {
 	tomb := int64(0)
 	if fence == 0 {
 		tomb = ms(ttl)
 	}
-	return redlockRelease.Run(ctx, n.c, []string{lock, counter, waiters, tombstone(lock, token)},
-		token, "undo", n.channel, key, fence, tomb, wake).Err()
+	w := 0
+	if wake {
+		w = 1
+	}
+	q.keys = append(q.keys, k.lock, k.counter, k.waiters, k.tomb)
+	q.args = append(q.args, token, "undo", r.nodes[q.node].channel, k.key, fence, tomb, w)
 }
 
-// undoLater runs undo in the background, waking waiters, and then ends
-// node i's busy mark.
-func (r *Redlock) undoLater(i int, key, token string, fence uint64, ttl time.Duration) {
-	r.goBG(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), r.nodeTimeout)
-		defer cancel()
-		_ = r.undo(ctx, i, key, token, fence, ttl, true) // else the TTL or the tombstone does it
-		r.done(i, key, token)
-	})
+// undoAsync rolls back token's vote on node i in the background, waking
+// waiters, and then calls then (nil: none) in the node worker's goroutine.
+// If it fails, the TTL or the tombstone undoes the vote.
+func (r *Redlock) undoAsync(i int, k *redlockKeys, token string, fence uint64, ttl time.Duration, then func(*nodeReq)) {
+	f := r.newFanout(then)
+	q := f.req(i, redlockRelease)
+	r.undoReq(q, k, token, fence, ttl, true)
+	f.send(q, r.nodeTimeout)
+	f.finish(0)
+}
+
+// undoLater is undoAsync that then ends node i's busy mark.
+func (r *Redlock) undoLater(i int, k *redlockKeys, key, token string, fence uint64, ttl time.Duration) {
+	r.undoAsync(i, k, token, fence, ttl, func(*nodeReq) { r.done(i, key, token) })
 }
 
 type busyKey struct {
@@ -397,10 +435,12 @@ type busyKey struct {
 	key, token string
 }
 
-// busyMark is a vote or release of one key and token in flight on a node.
+// busyMark is what is in flight on a node for one key and token: a vote,
+// and the releases sent meanwhile.
 type busyMark struct {
-	released bool          // a Release was sent meanwhile
-	done     chan struct{} // closed when it ends
+	n        int           // requests in flight
+	released bool          // a Release was sent meanwhile, not queued behind the vote
+	done     chan struct{} // closed when the last one ends
 }
 
 // claim marks node i busy with a vote of key and token; it reports false
@@ -412,12 +452,27 @@ func (r *Redlock) claim(i int, key, token string) bool {
 	if _, ok := r.busy[k]; ok {
 		return false
 	}
-	r.busy[k] = &busyMark{done: make(chan struct{})}
+	r.busy[k] = &busyMark{n: 1, done: make(chan struct{})}
 	return true
 }
 
-// done ends what claim began. It reports whether a Release of key and
-// token was sent meanwhile, so that the vote, if it granted, must be freed.
+// releasing marks node i busy with a Release of key and token, which the
+// node's worker sends after whatever it was busy with (ordered) or not.
+func (r *Redlock) releasing(i int, key, token string, ordered bool) {
+	r.busyMu.Lock()
+	defer r.busyMu.Unlock()
+	k := busyKey{i, key, token}
+	if m := r.busy[k]; m != nil {
+		m.n++
+		m.released = m.released || !ordered
+		return
+	}
+	r.busy[k] = &busyMark{n: 1, done: make(chan struct{})}
+}
+
+// done ends one request that claim or releasing began. It reports whether
+// a Release of key and token that may have overtaken a vote was sent
+// meanwhile, so that the vote, if it granted, must be freed.
 func (r *Redlock) done(i int, key, token string) (released bool) {
 	r.busyMu.Lock()
 	defer r.busyMu.Unlock()
@@ -426,19 +481,19 @@ func (r *Redlock) done(i int, key, token string) (released bool) {
 	if m == nil {
 		return false
 	}
-	delete(r.busy, k)
-	close(m.done)
+	if m.n--; m.n == 0 {
+		delete(r.busy, k)
+		close(m.done)
+	}
 	return m.released
 }
 
-// releasing notes a Release of key and token on node i, busy with a vote
-// of it.
-func (r *Redlock) releasing(i int, key, token string) {
-	r.busyMu.Lock()
-	defer r.busyMu.Unlock()
-	if m := r.busy[busyKey{i, key, token}]; m != nil {
-		m.released = true
-	}
+// ordered reports whether requests sent now go through the node workers
+// (until Close begins), so that each node runs them in order.
+func (r *Redlock) ordered() bool {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	return !r.bgClosed
 }
 
 // idle waits until no node is busy with key and token, or ctx ends; it
@@ -477,73 +532,82 @@ type outcome struct {
 // earlier vote of key and token.
 func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration, wait bool) outcome {
 	start := time.Now()
-	var asked []int
-	for i := range r.nodes {
-		if r.claim(i, key, token) {
-			asked = append(asked, i)
-		}
-	}
+	k := r.keysOf(key, token)
 	n, q := len(r.nodes), r.quorum
 	var (
-		granted, answered int
-		cannot            int                    // answers that cannot vote
-		holders           = make(map[string]int) // token → nodes that refused for it
-		decided           = make(chan struct{})  // closed once ok is set
-		ok                bool
-		final             uint64 // the grant's fence, once ok
+		granted, answered, asked int
+		cannot                   int            // answers that cannot vote
+		holders                  map[string]int // token → nodes that refused for it
+		ok                       bool
+		final                    uint64 // the grant's fence, once ok
+		votes                    = make([]vote, n)
+		state                    = make([]byte, n) // 0 skipped, 1 asked, 2 answered
 	)
-	votes, got := ask(ctx, r, asked, r.timeout(ttl),
-		func(ctx context.Context, _ int, node *Provider) vote { return r.vote(ctx, node, key, token, ttl, wait) },
-		func(i int, v vote) bool {
-			answered++
-			switch v.kind {
-			case voteGranted:
-				granted++
-			case voteHeld:
-				holders[v.holder]++
-			case voteUnadmitted, voteWaiting, voteFailed:
-				cannot++
-			}
+	// A late answer, in a node worker's goroutine once this try has
+	// finished (ok and final are set): it must not block.
+	fo := r.newFanout(func(rq *nodeReq) {
+		i, v := rq.node, parseVote(rq.res, rq.err)
+		switch {
+		case ok && v.kind == voteGranted: // one more node of the hold
 			switch {
-			case granted >= q:
+			case r.done(i, key, token): // released, maybe before this vote ran
+				r.undoAsync(i, &k, token, v.fence, ttl, nil)
+			case v.fence != final:
+				r.sendAsync(i, r.timeout(ttl), nil, redlockRaise, []string{k.lock, k.counter, r.marker(i)}, token, final)
+			}
+			return
+		case v.kind == voteUnadmitted:
+			r.startAdmission()
+		case ok:
+		case v.kind == voteGranted:
+			r.undoLater(i, &k, key, token, v.fence, ttl)
+			return
+		case v.kind == voteFailed:
+			r.undoLater(i, &k, key, token, 0, ttl)
+			return
+		}
+		r.done(i, key, token)
+	})
+	for i := range n {
+		if r.claim(i, key, token) {
+			state[i] = 1
+			asked++
+			rq := fo.req(i, redlockAcquire)
+			r.voteReq(rq, &k, token, ttl, wait)
+			fo.send(rq, r.timeout(ttl))
+		}
+	}
+	got := fo.wait(ctx, asked, func(rq *nodeReq) bool {
+		v := parseVote(rq.res, rq.err)
+		votes[rq.node], state[rq.node] = v, 2
+		answered++
+		switch v.kind {
+		case voteGranted:
+			granted++
+		case voteHeld:
+			if holders == nil {
+				holders = make(map[string]int)
+			}
+			holders[v.holder]++
+		case voteUnadmitted, voteWaiting, voteFailed:
+			cannot++
+		}
+		switch {
+		case granted >= q:
+			return true
+		case granted+asked-answered >= q:
+			return false // a grant is still possible
+		case answered == asked || cannot > n-q:
+			return true // refused, and why is known: unavailable or held
+		}
+		for _, c := range holders { // held by one holder on a quorum
+			if c >= q {
 				return true
-			case granted+len(asked)-answered >= q:
-				return false // a grant is still possible
-			case answered == len(asked) || cannot > n-q:
-				return true // refused, and why is known: unavailable or held
 			}
-			for _, c := range holders { // held by one holder on a quorum
-				if c >= q {
-					return true
-				}
-			}
-			return false // held by partial votes, or nodes down: wait to tell which
-		},
-		func(i int, v vote) { // a late answer
-			<-decided
-			switch {
-			case ok && v.kind == voteGranted: // one more node of the hold
-				ctx, cancel := context.WithTimeout(context.Background(), r.nodeTimeout)
-				if r.done(i, key, token) { // released before this vote came back
-					_ = r.undo(ctx, i, key, token, v.fence, ttl, true)
-				} else if v.fence != final {
-					_ = r.raiseNode(ctx, r.nodes[i], key, token, final)
-				}
-				cancel()
-				return
-			case v.kind == voteUnadmitted:
-				r.startAdmission()
-			case ok:
-			case v.kind == voteGranted:
-				r.undoLater(i, key, token, v.fence, ttl)
-				return
-			case v.kind == voteFailed:
-				r.undoLater(i, key, token, 0, ttl)
-				return
-			}
-			r.done(i, key, token)
-		})
-	defer close(decided)
+		}
+		return false // held by partial votes, or nodes down: wait to tell which
+	})
+	defer func() { fo.finish(got) }()
 
 	var (
 		grants []int
@@ -554,11 +618,11 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 	)
 	for i := range n {
 		v := votes[i]
-		switch {
-		case !slices.Contains(asked, i):
+		switch state[i] {
+		case 0:
 			counts[voteSkipped]++
 			continue
-		case !got[i]:
+		case 1:
 			continue // late: handled above
 		}
 		counts[v.kind]++
@@ -582,12 +646,12 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 	raised := false
 	if ok && !equal {
 		raised = true
-		ok = r.raise(ctx, key, token, fence, grants, ttl) && r.validity(start, ttl) > 0
+		ok = r.raise(ctx, &k, token, fence, grants, ttl) && r.validity(start, ttl) > 0
 	}
 	if ok {
 		final = fence
 		for i := range n {
-			if got[i] && (votes[i].kind == voteGranted || votes[i].kind == voteFailed) {
+			if state[i] == 2 && (votes[i].kind == voteGranted || votes[i].kind == voteFailed) {
 				r.done(i, key, token) // a failed vote may hold: Release frees it
 			}
 		}
@@ -596,21 +660,43 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 	}
 	// Roll back: the votes we saw now (their nodes answer), lost answers
 	// in the background.
-	ask(ctx, r, grants, r.timeout(ttl), func(ctx context.Context, i int, _ *Provider) error {
-		f := votes[i].fence
-		if raised {
-			f = 0 // the raise may have rewritten it: free the hold, keep the counter
+	if len(grants) > 0 {
+		uo := r.newFanout(nil)
+		for _, i := range grants {
+			f := votes[i].fence
+			if raised {
+				f = 0 // the raise may have rewritten it: free the hold, keep the counter
+			}
+			rq := uo.req(i, redlockRelease)
+			r.undoReq(rq, &k, token, f, ttl, len(grants) >= q)
+			uo.send(rq, r.timeout(ttl))
 		}
-		if err := r.undo(ctx, i, key, token, f, ttl, len(grants) >= q); err != nil {
-			r.undoLater(i, key, token, 0, ttl)
-			return err
+		var failed []int
+		ugot := uo.wait(ctx, len(grants), func(rq *nodeReq) bool {
+			if rq.err != nil {
+				failed = append(failed, rq.node)
+			} else {
+				r.done(rq.node, key, token)
+			}
+			return false
+		})
+		// Failed undos are sent again, leaving a tombstone; unanswered
+		// ones (ctx ended) the same once they answer.
+		for _, i := range failed {
+			r.undoLater(i, &k, key, token, 0, ttl)
 		}
-		r.done(i, key, token)
-		return nil
-	}, nil, nil)
+		uo.late = func(rq *nodeReq) {
+			if rq.err != nil {
+				r.undoLater(rq.node, &k, key, token, 0, ttl)
+			} else {
+				r.done(rq.node, key, token)
+			}
+		}
+		uo.finish(ugot)
+	}
 	for i := range n {
-		if got[i] && votes[i].kind == voteFailed {
-			r.undoLater(i, key, token, 0, ttl)
+		if state[i] == 2 && votes[i].kind == voteFailed {
+			r.undoLater(i, &k, key, token, 0, ttl)
 		}
 	}
 	o.admit = counts[voteUnadmitted] > 0
@@ -626,7 +712,7 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 	if cannot > n-q {
 		var errs []error
 		for i := range n {
-			if got[i] && votes[i].kind == voteFailed {
+			if state[i] == 2 && votes[i].kind == voteFailed {
 				errs = append(errs, fmt.Errorf("node %d: %w", i, votes[i].err))
 			}
 		}
@@ -655,31 +741,32 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 	return o
 }
 
+// marker is node i's marker key.
+func (r *Redlock) marker(i int) string {
+	m, _, _ := r.nodes[i].nodeKeys()
+	return m
+}
+
 // raise records fence on the granting nodes; it reports whether a quorum
 // now records it.
-func (r *Redlock) raise(ctx context.Context, key, token string, fence uint64, granted []int, ttl time.Duration) bool {
+func (r *Redlock) raise(ctx context.Context, k *redlockKeys, token string, fence uint64, granted []int, ttl time.Duration) bool {
 	raised, answered := 0, 0
-	ask(ctx, r, granted, r.timeout(ttl), func(ctx context.Context, _ int, n *Provider) bool {
-		return r.raiseNode(ctx, n, key, token, fence) == nil
-	}, func(_ int, ok bool) bool {
+	fo := r.newFanout(nil)
+	for _, i := range granted {
+		q := fo.req(i, redlockRaise)
+		q.keys = append(q.keys, k.lock, k.counter, r.marker(i))
+		q.args = append(q.args, token, fence)
+		fo.send(q, r.timeout(ttl))
+	}
+	got := fo.wait(ctx, len(granted), func(q *nodeReq) bool {
 		answered++
-		if ok {
+		if v, _ := q.res.(int64); q.err == nil && v == 1 {
 			raised++
 		}
 		return raised >= r.quorum || raised+len(granted)-answered < r.quorum
-	}, nil)
+	})
+	fo.finish(got)
 	return raised >= r.quorum
-}
-
-// raiseNode records fence as the fence of token's vote on n.
-func (r *Redlock) raiseNode(ctx context.Context, n *Provider, key, token string, fence uint64) error {
-	lock, counter, _, _ := n.keys(key)
-	marker, _, _ := n.nodeKeys()
-	v, err := redlockRaise.Run(ctx, n.c, []string{lock, counter, marker}, token, fence).Int64()
-	if err == nil && v != 1 {
-		err = provider.ErrNotHeld
-	}
-	return err
 }
 
 // TryAcquire implements provider.Provider. If nodes that lost their data
@@ -817,11 +904,15 @@ func (r *Redlock) splitPause(ttl time.Duration) time.Duration {
 
 // leave takes token off every node's waiter list, in the background.
 func (r *Redlock) leave(key, token string) {
-	ask(context.Background(), r, r.all(), r.nodeTimeout, func(ctx context.Context, _ int, n *Provider) error {
-		lock, counter, _, waiters := n.keys(key)
-		return redlockRelease.Run(ctx, n.c, []string{lock, counter, waiters, tombstone(lock, token)},
-			token, "leave", n.channel, key, 0, 1, 0).Err()
-	}, func(int, error) bool { return true }, nil)
+	k := r.keysOf(key, token)
+	f := r.newFanout(nil)
+	for i := range r.nodes {
+		q := f.req(i, redlockRelease)
+		q.keys = append(q.keys, k.lock, k.counter, k.waiters, k.tomb)
+		q.args = append(q.args, token, "leave", r.nodes[i].channel, key, 0, 1, 0)
+		f.send(q, r.nodeTimeout)
+	}
+	f.finish(0)
 }
 
 // Release implements provider.Provider. It frees token's hold on every
@@ -841,27 +932,29 @@ func (r *Redlock) Release(ctx context.Context, key, token string) error {
 func (r *Redlock) release(ctx context.Context, key, token, mode string) error {
 	freed, notHeld := 0, 0
 	n, q := len(r.nodes), r.quorum
-	// A node busy with a vote of token frees it when the vote comes back;
-	// one that is not is busy with this release until it comes back, so
-	// that a later vote of the same token cannot meet it.
-	claimed := make([]bool, n)
+	k := r.keysOf(key, token)
+	// Each node is busy with this release until it answers, so that a
+	// later vote of the same token cannot meet it. A node busy with a
+	// vote of token runs the release after it (its worker sends them in
+	// order), or, once Close has begun, maybe before: then the vote, if
+	// it granted, is freed when it comes back.
+	ordered := r.ordered()
+	f := r.newFanout(func(rq *nodeReq) { r.done(rq.node, key, token) })
 	for i := range n {
-		if claimed[i] = r.claim(i, key, token); !claimed[i] {
-			r.releasing(i, key, token)
-		}
+		r.releasing(i, key, token, ordered)
+		rq := f.req(i, redlockRelease)
+		rq.keys = append(rq.keys, k.lock, k.counter, k.waiters, k.tomb)
+		rq.args = append(rq.args, token, mode, r.nodes[i].channel, key, 0, 1, 0)
+		f.send(rq, r.nodeTimeout)
 	}
-	res, got := ask(ctx, r, r.all(), r.nodeTimeout, func(ctx context.Context, i int, node *Provider) error {
-		if claimed[i] {
-			defer r.done(i, key, token)
+	errs, got := make([]error, n), make([]bool, n)
+	recv := f.wait(ctx, n, func(rq *nodeReq) bool {
+		r.done(rq.node, key, token)
+		err := rq.err
+		if v, _ := rq.res.(int64); err == nil && v != 1 {
+			err = provider.ErrNotHeld
 		}
-		lock, counter, _, waiters := node.keys(key)
-		v, err := redlockRelease.Run(ctx, node.c, []string{lock, counter, waiters, tombstone(lock, token)},
-			token, mode, node.channel, key, 0, 1, 0).Int64()
-		if err == nil && v != 1 {
-			return provider.ErrNotHeld
-		}
-		return err
-	}, func(_ int, err error) bool {
+		errs[rq.node], got[rq.node] = err, true
 		switch {
 		case err == nil:
 			freed++
@@ -869,8 +962,9 @@ func (r *Redlock) release(ctx context.Context, key, token, mode string) error {
 			notHeld++
 		}
 		return freed >= q || notHeld > n-q
-	}, nil)
-	return r.verdict(freed, notHeld, res, got, provider.ErrNotHeld)
+	})
+	f.finish(recv)
+	return r.verdict(freed, notHeld, errs, got, provider.ErrNotHeld)
 }
 
 // verdict classifies a call to every node that changes what it holds:
@@ -913,35 +1007,35 @@ func (r *Redlock) Extend(ctx context.Context, key, token string, ttl time.Durati
 		return provider.Grant{}, err
 	}
 	start := time.Now()
-	type result struct {
-		fence uint64
-		err   error
-	}
 	extended, notHeld := 0, 0
 	var fence uint64
 	n, q := len(r.nodes), r.quorum
-	res, got := ask(ctx, r, r.all(), r.timeout(ttl), func(ctx context.Context, _ int, node *Provider) result {
-		lock, _, _, _ := node.keys(key)
-		marker, _, _ := node.nodeKeys()
-		f, err := redlockExtend.Run(ctx, node.c, []string{lock, marker}, token, ms(ttl)).Int64()
-		if err == nil && f <= 0 {
+	k := r.keysOf(key, token)
+	f := r.newFanout(nil)
+	for i := range n {
+		rq := f.req(i, redlockExtend)
+		rq.keys = append(rq.keys, k.lock, r.marker(i))
+		rq.args = append(rq.args, token, ms(ttl))
+		f.send(rq, r.timeout(ttl))
+	}
+	errs, got := make([]error, n), make([]bool, n)
+	recv := f.wait(ctx, n, func(rq *nodeReq) bool {
+		v, _ := rq.res.(int64)
+		err := rq.err
+		if err == nil && v <= 0 {
 			err = provider.ErrNotHeld
 		}
-		return result{uint64(max(f, 0)), err}
-	}, func(_ int, x result) bool {
+		errs[rq.node], got[rq.node] = err, true
 		switch {
-		case x.err == nil:
+		case err == nil:
 			extended++
-			fence = max(fence, x.fence)
-		case errors.Is(x.err, provider.ErrNotHeld):
+			fence = max(fence, uint64(v))
+		case errors.Is(err, provider.ErrNotHeld):
 			notHeld++
 		}
 		return extended >= q || notHeld > n-q
-	}, nil)
-	errs := make([]error, n)
-	for i, x := range res {
-		errs[i] = x.err
-	}
+	})
+	f.finish(recv)
 	if err := r.verdict(extended, notHeld, errs, got, provider.ErrNotHeld); err != nil {
 		return provider.Grant{}, err
 	}
@@ -957,6 +1051,9 @@ func (r *Redlock) State(ctx context.Context, key string) (provider.State, error)
 	if err := usable(&r.closed, provider.CheckKey(key)); err != nil {
 		return provider.State{}, err
 	}
+	if err := ctx.Err(); err != nil {
+		return provider.State{}, provider.Unavailable(err)
+	}
 	type result struct {
 		st  provider.State
 		err error
@@ -964,22 +1061,30 @@ func (r *Redlock) State(ctx context.Context, key string) (provider.State, error)
 	n, q := len(r.nodes), r.quorum
 	tokens := make(map[string]int)
 	free := 0
-	res, got := ask(ctx, r, r.all(), r.nodeTimeout, func(ctx context.Context, _ int, node *Provider) result {
-		st, err := node.State(ctx, key)
-		return result{st, err}
-	}, func(_ int, x result) bool {
+	k := r.keysOf(key, "")
+	res, got := make([]result, n), make([]bool, n)
+	f := r.newFanout(nil)
+	for i := range n {
+		rq := f.req(i, stateScript)
+		rq.keys = append(rq.keys, k.lock)
+		f.send(rq, r.nodeTimeout)
+	}
+	recv := f.wait(ctx, n, func(rq *nodeReq) bool {
+		st, err := nodeState(k.lock, rq.res, rq.err)
+		res[rq.node], got[rq.node] = result{st, err}, true
 		switch {
-		case x.err != nil:
-		case x.st.Held:
-			tokens[x.st.Token]++
-			if tokens[x.st.Token] >= q {
+		case err != nil:
+		case st.Held:
+			tokens[st.Token]++
+			if tokens[st.Token] >= q {
 				return true
 			}
 		default:
 			free++
 		}
 		return free > n-q
-	}, nil)
+	})
+	f.finish(recv)
 	answered := 0
 	var errs []error
 	byToken := make(map[string][]provider.State)
@@ -1015,31 +1120,62 @@ func (r *Redlock) State(ctx context.Context, key string) (provider.State, error)
 	return provider.State{}, nil
 }
 
+// nodeState reads one node's answer to the state script (as
+// Provider.State does).
+func nodeState(lock string, res any, err error) (provider.State, error) {
+	if err != nil {
+		return provider.State{}, err
+	}
+	if n, ok := res.(int64); ok && n == 0 {
+		return provider.State{}, fmt.Errorf("redisprovider: %w: %q holds a value lockproof did not write", provider.ErrNotHeld, lock)
+	}
+	arr, _ := res.([]any)
+	if len(arr) == 0 {
+		return provider.State{}, nil
+	}
+	if len(arr) == 3 {
+		token, _ := arr[0].(string)
+		fence, ok := parseFence(arr[1])
+		pttl, _ := arr[2].(int64)
+		if ok && token != "" {
+			return provider.State{Held: true, Token: token, Fence: fence, TTL: time.Duration(max(pttl, 0)) * time.Millisecond}, nil
+		}
+	}
+	return provider.State{}, fmt.Errorf("%w: state script returned %v", provider.ErrUnavailable, res)
+}
+
 // ForceRelease implements provider.Provider. It reports whether any node
 // had the key.
 func (r *Redlock) ForceRelease(ctx context.Context, key string) (bool, error) {
 	if err := usable(&r.closed, provider.CheckKey(key)); err != nil {
 		return false, err
 	}
+	n := len(r.nodes)
+	k := r.keysOf(key, "")
+	f := r.newFanout(nil)
+	for i := range n {
+		rq := f.req(i, redlockRelease)
+		rq.keys = append(rq.keys, k.lock, k.counter, k.waiters, k.tomb)
+		rq.args = append(rq.args, "", "release", r.nodes[i].channel, key, 0, 1, 0)
+		f.send(rq, r.nodeTimeout)
+	}
+	res, got := make([]error, n), make([]bool, n)
 	freed, notHeld := 0, 0
-	res, got := ask(ctx, r, r.all(), r.nodeTimeout, func(ctx context.Context, _ int, node *Provider) error {
-		lock, counter, _, waiters := node.keys(key)
-		v, err := redlockRelease.Run(ctx, node.c, []string{lock, counter, waiters, tombstone(lock, "")},
-			"", "release", node.channel, key, 0, 1, 0).Int64()
-		if err == nil && v != 1 {
-			return provider.ErrNotHeld
+	recv := f.wait(ctx, n, func(rq *nodeReq) bool {
+		err := rq.err
+		if v, _ := rq.res.(int64); err == nil && v != 1 {
+			err = provider.ErrNotHeld
 		}
-		return err
-	}, nil, nil)
-	for i, err := range res {
+		res[rq.node], got[rq.node] = err, true
 		switch {
-		case !got[i]:
 		case err == nil:
 			freed++
 		case errors.Is(err, provider.ErrNotHeld):
 			notHeld++
 		}
-	}
+		return false
+	})
+	f.finish(recv)
 	if freed > 0 {
 		return true, nil
 	}
@@ -1049,9 +1185,9 @@ func (r *Redlock) ForceRelease(ctx context.Context, key string) (bool, error) {
 	return false, nil
 }
 
-// Close stops admissions, waits for the goroutines that finish or undo
-// calls already returned (each bounded by NodeTimeout), and closes every
-// node's provider. It is idempotent and does not close the clients.
+// Close stops admissions, waits for the goroutines and node requests that
+// finish or undo calls already returned (each bounded by NodeTimeout),
+// stops the node workers, and closes every node's provider. It is idempotent and does not close the clients.
 func (r *Redlock) Close() error {
 	if r.closed.Swap(true) {
 		return nil
@@ -1061,6 +1197,8 @@ func (r *Redlock) Close() error {
 	r.bgClosed = true
 	r.bgMu.Unlock()
 	r.bg.Wait()
+	close(r.workerStop)
+	r.workerWG.Wait()
 	var errs []error
 	for _, n := range r.nodes {
 		errs = append(errs, n.Close())

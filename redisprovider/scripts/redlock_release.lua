@@ -1,6 +1,7 @@
 -- Redlock, one node: end ARGV[1]'s part in key.
--- KEYS[1] lock, KEYS[2] fence counter, KEYS[3] waiters, KEYS[4] the
--- token's tombstone.
+-- KEYS[1] lock, KEYS[2] fence counter, KEYS[3] waiters (its field '':
+-- tombstones may exist, see redlock_acquire.lua), KEYS[4] the token's
+-- tombstone.
 -- ARGV[1] token, ARGV[2] mode, ARGV[3] wake-up channel, ARGV[4] key,
 -- ARGV[5] the fence this node granted ('0' if unknown), ARGV[6] tombstone
 -- TTL in ms ('0': none), ARGV[7] '1' if an undo must wake waiters all the same.
@@ -27,6 +28,13 @@ local f, _, holder = hold_get(KEYS[1])
 if not holder or (ARGV[1] ~= '' and holder ~= ARGV[1]) then
   if ARGV[2] == 'undo' and ARGV[6] ~= '0' then
     redis.call('SET', KEYS[4], '1', 'PX', ARGV[6])
+    -- The waiters' field '' tells the acquire fast path to look for
+    -- tombstones, for as long as this one lives (the hash's expiry is only
+    -- ever raised).
+    redis.call('HSET', KEYS[3], '', '1')
+    if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[6]) then
+      redis.call('PEXPIRE', KEYS[3], ARGV[6])
+    end
   end
   return 0
 end
