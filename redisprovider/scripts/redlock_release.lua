@@ -20,6 +20,19 @@
 --              does.
 --   'leave'    only stop being a waiter.
 -- Returns 1 if the hold was freed, 0 if ARGV[1] did not hold it.
+-- A release of a hold that is not marked as waited for (hold.lua's '+',
+-- see redlock_acquire.lua) touches only the hold: its token is no waiter
+-- here (a grant takes it off), and nobody else waits.
+if ARGV[2] == 'release' then
+  local f, n, holder = hold_get(KEYS[1])
+  if holder and (ARGV[1] == '' or holder == ARGV[1]) then
+    redis.call('DEL', KEYS[1])
+    if hold_waited(n) and redis.call('HLEN', KEYS[3]) > 0 then
+      redis.call('PUBLISH', ARGV[3], '0:' .. ARGV[4])
+    end
+    return 1
+  end
+end
 redis.call('HDEL', KEYS[3], ARGV[1])
 if ARGV[2] == 'leave' then
   return 0
@@ -51,8 +64,4 @@ if ARGV[2] == 'undo' then
   end
   return 1
 end
-redis.call('DEL', KEYS[1])
-if redis.call('HLEN', KEYS[3]) > 0 then
-  redis.call('PUBLISH', ARGV[3], '0:' .. ARGV[4])
-end
-return 1
+return 0 -- 'release': not held (freed above if it was)
