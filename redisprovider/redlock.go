@@ -133,11 +133,14 @@ type Redlock struct {
 	// busy is guarded by busyMu: the nodes where a vote of a key and token
 	// is in flight or being undone. A try skips them, so that a late undo
 	// never meets a later vote of the same token.
-	busy map[busyKey]*busyMark
+	busy map[busyKey]busyMark
 
 	admitMu sync.Mutex
 	// admitting is guarded by admitMu: the running admission, or nil.
 	admitting *admission
+
+	markers, waits []string // each node's marker and admission wait keys
+	channels       []any    // each node's wake-up channel, boxed once
 
 	workers    []*nodeWorker // one per node: see redlock_worker.go
 	workerStop chan struct{} // closed by Close once no request is outstanding
@@ -170,7 +173,7 @@ func NewRedlock(clients []redis.UniversalClient, opts *RedlockOptions) (*Redlock
 		drift:       o.DriftFactor,
 		nodeTimeout: o.NodeTimeout,
 		id:          uuid.NewString(),
-		busy:        make(map[busyKey]*busyMark),
+		busy:        make(map[busyKey]busyMark),
 	}
 	if r.drift == 0 {
 		r.drift = DefaultDriftFactor
@@ -199,6 +202,9 @@ func NewRedlock(clients []redis.UniversalClient, opts *RedlockOptions) (*Redlock
 	r.bgCtx, r.bgCancel = context.WithCancel(context.Background())
 	r.workerStop = make(chan struct{})
 	for _, n := range r.nodes {
+		marker, wait, _ := n.nodeKeys()
+		r.markers, r.waits = append(r.markers, marker), append(r.waits, wait)
+		r.channels = append(r.channels, n.channel)
 		w := &nodeWorker{r: r, c: n.c, wake: make(chan struct{}, 1)}
 		r.workers = append(r.workers, w)
 		r.workerWG.Add(1)
@@ -350,16 +356,15 @@ func (r *Redlock) keysOf(key, token string) redlockKeys {
 	return redlockKeys{key, lock, counter, waiters, tombstone(lock, token)}
 }
 
-// voteReq fills q with the acquire script's call.
-func (r *Redlock) voteReq(q *nodeReq, k *redlockKeys, token string, ttl time.Duration, wait bool) {
-	n := r.nodes[q.node]
-	marker, admission, _ := n.nodeKeys()
+// voteReq fills q with the acquire script's call (token and ttl boxed
+// once per call: ms(ttl)).
+func (r *Redlock) voteReq(q *nodeReq, k *redlockKeys, token, ttlMs, lease any, wait bool) {
 	join := 0
 	if wait {
 		join = 1
 	}
-	q.keys = append(q.keys, k.lock, k.counter, k.waiters, marker, admission, k.tomb)
-	q.args = append(q.args, token, ms(ttl), join, ms(3*n.poll))
+	q.keys = append(q.keys, k.lock, k.counter, k.waiters, r.markers[q.node], r.waits[q.node], k.tomb)
+	q.args = append(q.args, token, ttlMs, join, lease)
 }
 
 // parseVote reads the acquire script's answer.
@@ -417,7 +422,7 @@ func (r *Redlock) undoReq(q *nodeReq, k *redlockKeys, token string, fence uint64
 // undoAsync rolls back token's vote on node i in the background, waking
 // waiters, and then calls then (nil: none) in the node worker's goroutine.
 // If it fails, the TTL or the tombstone undoes the vote.
-func (r *Redlock) undoAsync(i int, k *redlockKeys, token string, fence uint64, ttl time.Duration, then func(*nodeReq)) {
+func (r *Redlock) undoAsync(i int, k *redlockKeys, token string, fence uint64, ttl time.Duration, then lateHandler) {
 	f := r.newFanout(then)
 	q := f.req(i, redlockRelease)
 	r.undoReq(q, k, token, fence, ttl, true)
@@ -427,8 +432,16 @@ func (r *Redlock) undoAsync(i int, k *redlockKeys, token string, fence uint64, t
 
 // undoLater is undoAsync that then ends node i's busy mark.
 func (r *Redlock) undoLater(i int, k *redlockKeys, key, token string, fence uint64, ttl time.Duration) {
-	r.undoAsync(i, k, token, fence, ttl, func(*nodeReq) { r.done(i, key, token) })
+	r.undoAsync(i, k, token, fence, ttl, &busyDone{r, key, token})
 }
+
+// busyDone is a lateHandler that ends its node's busy mark.
+type busyDone struct {
+	r          *Redlock
+	key, token string
+}
+
+func (b *busyDone) late(q *nodeReq) { b.r.done(q.node, b.key, b.token) }
 
 type busyKey struct {
 	node       int
@@ -440,7 +453,7 @@ type busyKey struct {
 type busyMark struct {
 	n        int           // requests in flight
 	released bool          // a Release was sent meanwhile, not queued behind the vote
-	done     chan struct{} // closed when the last one ends
+	done     chan struct{} // made by idle, closed when the last one ends
 }
 
 // claim marks node i busy with a vote of key and token; it reports false
@@ -452,7 +465,7 @@ func (r *Redlock) claim(i int, key, token string) bool {
 	if _, ok := r.busy[k]; ok {
 		return false
 	}
-	r.busy[k] = &busyMark{n: 1, done: make(chan struct{})}
+	r.busy[k] = busyMark{n: 1}
 	return true
 }
 
@@ -462,12 +475,10 @@ func (r *Redlock) releasing(i int, key, token string, ordered bool) {
 	r.busyMu.Lock()
 	defer r.busyMu.Unlock()
 	k := busyKey{i, key, token}
-	if m := r.busy[k]; m != nil {
-		m.n++
-		m.released = m.released || !ordered
-		return
-	}
-	r.busy[k] = &busyMark{n: 1, done: make(chan struct{})}
+	m := r.busy[k]
+	m.n++
+	m.released = m.released || (m.n > 1 && !ordered)
+	r.busy[k] = m
 }
 
 // done ends one request that claim or releasing began. It reports whether
@@ -477,13 +488,17 @@ func (r *Redlock) done(i int, key, token string) (released bool) {
 	r.busyMu.Lock()
 	defer r.busyMu.Unlock()
 	k := busyKey{i, key, token}
-	m := r.busy[k]
-	if m == nil {
+	m, ok := r.busy[k]
+	if !ok {
 		return false
 	}
 	if m.n--; m.n == 0 {
 		delete(r.busy, k)
-		close(m.done)
+		if m.done != nil {
+			close(m.done)
+		}
+	} else {
+		r.busy[k] = m
 	}
 	return m.released
 }
@@ -502,7 +517,12 @@ func (r *Redlock) idle(ctx context.Context, key, token string) bool {
 	var marks []chan struct{}
 	r.busyMu.Lock()
 	for i := range r.nodes {
-		if m := r.busy[busyKey{i, key, token}]; m != nil {
+		k := busyKey{i, key, token}
+		if m, ok := r.busy[k]; ok {
+			if m.done == nil {
+				m.done = make(chan struct{})
+				r.busy[k] = m
+			}
 			marks = append(marks, m.done)
 		}
 	}
@@ -528,58 +548,70 @@ type outcome struct {
 	err    error
 }
 
+// tryCall is one try's state that its late answers need.
+type tryCall struct {
+	r          *Redlock
+	k          redlockKeys
+	key, token string
+	ttl        time.Duration
+	ok         bool   // set before the fanout finishes
+	final      uint64 // the grant's fence, once ok
+}
+
+// late handles a vote that came after the try decided, in a node worker's
+// goroutine: it must not block.
+func (t *tryCall) late(rq *nodeReq) {
+	r, i, v := t.r, rq.node, parseVote(rq.res, rq.err)
+	switch {
+	case t.ok && v.kind == voteGranted: // one more node of the hold
+		switch {
+		case r.done(i, t.key, t.token): // released, maybe before this vote ran
+			r.undoAsync(i, &t.k, t.token, v.fence, t.ttl, nil)
+		case v.fence != t.final:
+			r.sendAsync(i, r.timeout(t.ttl), nil, redlockRaise, []string{t.k.lock, t.k.counter, r.marker(i)}, t.token, t.final)
+		}
+		return
+	case v.kind == voteUnadmitted:
+		r.startAdmission()
+	case t.ok:
+	case v.kind == voteGranted:
+		r.undoLater(i, &t.k, t.key, t.token, v.fence, t.ttl)
+		return
+	case v.kind == voteFailed:
+		r.undoLater(i, &t.k, t.key, t.token, 0, t.ttl)
+		return
+	}
+	r.done(i, t.key, t.token)
+}
+
 // try asks every node for its vote once, but those still busy with an
 // earlier vote of key and token.
 func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration, wait bool) outcome {
 	start := time.Now()
-	k := r.keysOf(key, token)
+	t := &tryCall{r: r, k: r.keysOf(key, token), key: key, token: token, ttl: ttl}
+	k := &t.k
 	n, q := len(r.nodes), r.quorum
 	var (
 		granted, answered, asked int
 		cannot                   int            // answers that cannot vote
 		holders                  map[string]int // token → nodes that refused for it
-		ok                       bool
-		final                    uint64 // the grant's fence, once ok
-		votes                    = make([]vote, n)
-		state                    = make([]byte, n) // 0 skipped, 1 asked, 2 answered
 	)
-	// A late answer, in a node worker's goroutine once this try has
-	// finished (ok and final are set): it must not block.
-	fo := r.newFanout(func(rq *nodeReq) {
-		i, v := rq.node, parseVote(rq.res, rq.err)
-		switch {
-		case ok && v.kind == voteGranted: // one more node of the hold
-			switch {
-			case r.done(i, key, token): // released, maybe before this vote ran
-				r.undoAsync(i, &k, token, v.fence, ttl, nil)
-			case v.fence != final:
-				r.sendAsync(i, r.timeout(ttl), nil, redlockRaise, []string{k.lock, k.counter, r.marker(i)}, token, final)
-			}
-			return
-		case v.kind == voteUnadmitted:
-			r.startAdmission()
-		case ok:
-		case v.kind == voteGranted:
-			r.undoLater(i, &k, key, token, v.fence, ttl)
-			return
-		case v.kind == voteFailed:
-			r.undoLater(i, &k, key, token, 0, ttl)
-			return
-		}
-		r.done(i, key, token)
-	})
+	fo := r.newFanout(t)
+	votes, got, skipped := fo.votes, fo.got, fo.asked
+	var tokArg, ttlArg, leaseArg any = token, ms(ttl), ms(3 * r.poll)
 	for i := range n {
 		if r.claim(i, key, token) {
-			state[i] = 1
 			asked++
 			rq := fo.req(i, redlockAcquire)
-			r.voteReq(rq, &k, token, ttl, wait)
+			r.voteReq(rq, k, tokArg, ttlArg, leaseArg, wait)
 			fo.send(rq, r.timeout(ttl))
+		} else {
+			skipped[i] = true
 		}
 	}
-	got := fo.wait(ctx, asked, func(rq *nodeReq) bool {
+	recv := fo.wait(ctx, asked, func(rq *nodeReq) bool {
 		v := parseVote(rq.res, rq.err)
-		votes[rq.node], state[rq.node] = v, 2
+		votes[rq.node], got[rq.node] = v, true
 		answered++
 		switch v.kind {
 		case voteGranted:
@@ -607,23 +639,24 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 		}
 		return false // held by partial votes, or nodes down: wait to tell which
 	})
-	defer func() { fo.finish(got) }()
+	defer func() { fo.finish(recv) }()
 
 	var (
-		grants []int
-		fence  uint64
-		equal  = true
-		o      = outcome{retry: -1}
-		counts [voteSkipped + 1]int
+		grantsBuf [8]int
+		grants    = grantsBuf[:0]
+		fence     uint64
+		equal     = true
+		o         = outcome{retry: -1}
+		counts    [voteSkipped + 1]int
 	)
 	for i := range n {
 		v := votes[i]
-		switch state[i] {
-		case 0:
+		switch {
+		case skipped[i]:
 			counts[voteSkipped]++
 			continue
-		case 1:
-			continue // late: handled above
+		case !got[i]:
+			continue // late: handled by tryCall.late
 		}
 		counts[v.kind]++
 		switch v.kind {
@@ -642,16 +675,16 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 			r.done(i, key, token)
 		}
 	}
-	ok = len(grants) >= q && r.validity(start, ttl) > 0
+	t.ok = len(grants) >= q && r.validity(start, ttl) > 0
 	raised := false
-	if ok && !equal {
+	if t.ok && !equal {
 		raised = true
-		ok = r.raise(ctx, &k, token, fence, grants, ttl) && r.validity(start, ttl) > 0
+		t.ok = r.raise(ctx, k, token, fence, grants, ttl) && r.validity(start, ttl) > 0
 	}
-	if ok {
-		final = fence
+	if t.ok {
+		t.final = fence
 		for i := range n {
-			if state[i] == 2 && (votes[i].kind == voteGranted || votes[i].kind == voteFailed) {
+			if got[i] && (votes[i].kind == voteGranted || votes[i].kind == voteFailed) {
 				r.done(i, key, token) // a failed vote may hold: Release frees it
 			}
 		}
@@ -668,7 +701,7 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 				f = 0 // the raise may have rewritten it: free the hold, keep the counter
 			}
 			rq := uo.req(i, redlockRelease)
-			r.undoReq(rq, &k, token, f, ttl, len(grants) >= q)
+			r.undoReq(rq, k, token, f, ttl, len(grants) >= q)
 			uo.send(rq, r.timeout(ttl))
 		}
 		var failed []int
@@ -683,20 +716,20 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 		// Failed undos are sent again, leaving a tombstone; unanswered
 		// ones (ctx ended) the same once they answer.
 		for _, i := range failed {
-			r.undoLater(i, &k, key, token, 0, ttl)
+			r.undoLater(i, k, key, token, 0, ttl)
 		}
-		uo.late = func(rq *nodeReq) {
+		uo.late = lateFunc(func(rq *nodeReq) {
 			if rq.err != nil {
-				r.undoLater(rq.node, &k, key, token, 0, ttl)
+				r.undoLater(rq.node, k, key, token, 0, ttl)
 			} else {
 				r.done(rq.node, key, token)
 			}
-		}
+		})
 		uo.finish(ugot)
 	}
 	for i := range n {
-		if state[i] == 2 && votes[i].kind == voteFailed {
-			r.undoLater(i, &k, key, token, 0, ttl)
+		if got[i] && votes[i].kind == voteFailed {
+			r.undoLater(i, k, key, token, 0, ttl)
 		}
 	}
 	o.admit = counts[voteUnadmitted] > 0
@@ -712,7 +745,7 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 	if cannot > n-q {
 		var errs []error
 		for i := range n {
-			if state[i] == 2 && votes[i].kind == voteFailed {
+			if got[i] && votes[i].kind == voteFailed {
 				errs = append(errs, fmt.Errorf("node %d: %w", i, votes[i].err))
 			}
 		}
@@ -742,10 +775,7 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 }
 
 // marker is node i's marker key.
-func (r *Redlock) marker(i int) string {
-	m, _, _ := r.nodes[i].nodeKeys()
-	return m
-}
+func (r *Redlock) marker(i int) string { return r.markers[i] }
 
 // raise records fence on the granting nodes; it reports whether a quorum
 // now records it.
@@ -939,15 +969,16 @@ func (r *Redlock) release(ctx context.Context, key, token, mode string) error {
 	// order), or, once Close has begun, maybe before: then the vote, if
 	// it granted, is freed when it comes back.
 	ordered := r.ordered()
-	f := r.newFanout(func(rq *nodeReq) { r.done(rq.node, key, token) })
+	f := r.newFanout(&busyDone{r, key, token})
+	var tokArg, modeArg, keyArg any = token, mode, key
 	for i := range n {
 		r.releasing(i, key, token, ordered)
 		rq := f.req(i, redlockRelease)
 		rq.keys = append(rq.keys, k.lock, k.counter, k.waiters, k.tomb)
-		rq.args = append(rq.args, token, mode, r.nodes[i].channel, key, 0, 1, 0)
+		rq.args = append(rq.args, tokArg, modeArg, r.channels[i], keyArg, 0, 1, 0)
 		f.send(rq, r.nodeTimeout)
 	}
-	errs, got := make([]error, n), make([]bool, n)
+	errs, got := f.errs, f.got
 	recv := f.wait(ctx, n, func(rq *nodeReq) bool {
 		r.done(rq.node, key, token)
 		err := rq.err
@@ -963,8 +994,9 @@ func (r *Redlock) release(ctx context.Context, key, token, mode string) error {
 		}
 		return freed >= q || notHeld > n-q
 	})
+	err := r.verdict(freed, notHeld, errs, got, provider.ErrNotHeld)
 	f.finish(recv)
-	return r.verdict(freed, notHeld, errs, got, provider.ErrNotHeld)
+	return err
 }
 
 // verdict classifies a call to every node that changes what it holds:
@@ -1018,7 +1050,7 @@ func (r *Redlock) Extend(ctx context.Context, key, token string, ttl time.Durati
 		rq.args = append(rq.args, token, ms(ttl))
 		f.send(rq, r.timeout(ttl))
 	}
-	errs, got := make([]error, n), make([]bool, n)
+	errs, got := f.errs, f.got
 	recv := f.wait(ctx, n, func(rq *nodeReq) bool {
 		v, _ := rq.res.(int64)
 		err := rq.err
@@ -1035,8 +1067,9 @@ func (r *Redlock) Extend(ctx context.Context, key, token string, ttl time.Durati
 		}
 		return extended >= q || notHeld > n-q
 	})
+	err := r.verdict(extended, notHeld, errs, got, provider.ErrNotHeld)
 	f.finish(recv)
-	if err := r.verdict(extended, notHeld, errs, got, provider.ErrNotHeld); err != nil {
+	if err != nil {
 		return provider.Grant{}, err
 	}
 	if r.validity(start, ttl) <= 0 { // a quorum extended it, too late to count on

@@ -3,6 +3,7 @@ package redisprovider
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,18 +53,33 @@ type fanout struct {
 	ch    chan *nodeReq // buffered for every node: a worker never blocks
 	mu    sync.Mutex
 	final bool // guarded by mu: the caller has finished
-	late  func(q *nodeReq)
+	late  lateHandler
 	refs  int // guarded by mu: answers outstanding, plus one for the caller
+
+	// The caller's scratch space, one entry per node, zeroed on reuse.
+	votes []vote
+	errs  []error
+	got   []bool
+	asked []bool
 }
+
+// A lateHandler takes the answers that arrive after the caller finished.
+type lateHandler interface{ late(q *nodeReq) }
+
+// lateFunc is a lateHandler.
+type lateFunc func(q *nodeReq)
+
+func (f lateFunc) late(q *nodeReq) { f(q) }
 
 var fanoutPool sync.Pool
 
 // newFanout returns an empty fanout of r, with late (nil: drop) for the
 // answers that arrive after finish.
-func (r *Redlock) newFanout(late func(q *nodeReq)) *fanout {
+func (r *Redlock) newFanout(late lateHandler) *fanout {
 	f, _ := fanoutPool.Get().(*fanout)
-	if f == nil || len(f.reqs) != len(r.nodes) {
-		f = &fanout{reqs: make([]nodeReq, len(r.nodes)), ch: make(chan *nodeReq, len(r.nodes))}
+	if n := len(r.nodes); f == nil || len(f.reqs) != n {
+		f = &fanout{reqs: make([]nodeReq, n), ch: make(chan *nodeReq, n),
+			votes: make([]vote, n), errs: make([]error, n), got: make([]bool, n), asked: make([]bool, n)}
 	}
 	f.r, f.final, f.late, f.refs = r, false, late, 1
 	return f
@@ -90,7 +106,7 @@ func (f *fanout) send(q *nodeReq, timeout time.Duration) {
 	if r.bgClosed {
 		r.bgMu.Unlock()
 		ctx, cancel := context.WithDeadline(context.Background(), q.deadline)
-		q.res, q.err = q.script.Run(ctx, r.nodes[q.node].c, q.keys, q.args...).Result()
+		q.res, q.err = run(ctx, r.nodes[q.node].c, q.script, q.keys, q.args)
 		cancel()
 		f.answer(q)
 		return
@@ -111,7 +127,7 @@ func (f *fanout) answer(q *nodeReq) {
 	}
 	f.mu.Unlock()
 	if f.late != nil {
-		f.late(q)
+		f.late.late(q)
 	}
 	f.unref(1)
 }
@@ -148,7 +164,7 @@ func (f *fanout) finish(got int) {
 	f.mu.Unlock()
 	if f.late != nil {
 		for _, q := range pending {
-			f.late(q)
+			f.late.late(q)
 		}
 	}
 	f.unref(1 + got + len(pending))
@@ -162,6 +178,7 @@ func (f *fanout) unref(n int) {
 	if last {
 		for i := range f.reqs {
 			f.reqs[i] = nodeReq{}
+			f.votes[i], f.errs[i], f.got[i], f.asked[i] = vote{}, nil, false, false
 		}
 		f.r, f.late = nil, nil
 		fanoutPool.Put(f)
@@ -170,7 +187,7 @@ func (f *fanout) unref(n int) {
 
 // sendAsync sends one request to node i whose answer goes to then (nil:
 // dropped), in the worker's goroutine: then must not block.
-func (r *Redlock) sendAsync(i int, timeout time.Duration, then func(q *nodeReq), script *redis.Script, keys []string, args ...any) {
+func (r *Redlock) sendAsync(i int, timeout time.Duration, then lateHandler, script *redis.Script, keys []string, args ...any) {
 	f := r.newFanout(then)
 	q := f.req(i, script)
 	q.keys = append(q.keys, keys...)
@@ -254,7 +271,7 @@ func (w *nodeWorker) exec(batch []*nodeReq) {
 	if live == 1 {
 		for _, q := range batch {
 			if q.err == nil {
-				q.res, q.err = q.script.Run(ctx, w.c, q.keys, q.args...).Result()
+				q.res, q.err = run(ctx, w.c, q.script, q.keys, q.args)
 			}
 		}
 		return
@@ -283,11 +300,30 @@ func (w *nodeWorker) exec(batch []*nodeReq) {
 				q.err = errors.New("redlock: no reply in the pipeline")
 			}
 		}
-		if q.err != nil && redis.HasErrorPrefix(q.err, "NOSCRIPT") {
+		if noScript(q.err) {
 			// Not run: the node lost its scripts (a restart, SCRIPT FLUSH).
-			q.res, q.err = q.script.Run(ctx, w.c, q.keys, q.args...).Result()
+			q.res, q.err = q.script.Eval(ctx, w.c, q.keys, q.args...).Result()
 		}
 		cmds[i] = nil
 	}
 	w.cmds = cmds[:0]
+}
+
+// run is script.Run without its allocation for the error check: EVALSHA,
+// and EVAL if the node does not have the script.
+func run(ctx context.Context, c redis.Scripter, script *redis.Script, keys []string, args []any) (any, error) {
+	res, err := script.EvalSha(ctx, c, keys, args...).Result()
+	if noScript(err) {
+		res, err = script.Eval(ctx, c, keys, args...).Result()
+	}
+	return res, err
+}
+
+// noScript reports whether err is Redis's NOSCRIPT reply.
+func noScript(err error) bool {
+	if err == nil {
+		return false
+	}
+	var rerr redis.Error
+	return errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "NOSCRIPT")
 }
