@@ -268,3 +268,68 @@ func TestRedlockScriptsFlushed(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestRedlockForeignValues: on a one-node Redlock (every answer decides),
+// a lock key holding a value lockproof did not write gives definite
+// answers and is left as it is, through the release script's fast path
+// (which spells out hold.lua's match) as through the others.
+func TestRedlockForeignValues(t *testing.T) {
+	t.Parallel()
+	ctx := bounded(t, testBound)
+	c := redistest.Server(t).Client(t)
+	r := newRedlock(t, []redis.UniversalClient{c}, nil)
+	grantRelease(t, ctx, r, uniqueKey(t, "warm"), longTTL) // admits the node
+	for _, tc := range []struct {
+		name string
+		set  func(key string) error
+		get  func(key string) (string, error)
+	}{
+		{"String", func(k string) error { return c.Set(ctx, k, "ABCD", 0).Err() }, func(k string) (string, error) { return c.Get(ctx, k).Result() }},
+		{"OldFormat", func(k string) error { return c.Set(ctx, k, "7 tok", 0).Err() }, func(k string) (string, error) { return c.Get(ctx, k).Result() }},
+		{"LeadingZero", func(k string) error { return c.Set(ctx, k, "07 rl tok", 0).Err() }, func(k string) (string, error) { return c.Get(ctx, k).Result() }},
+		{"Hash", func(k string) error { return c.HSet(ctx, k, "f", "v").Err() }, func(k string) (string, error) { return c.HGet(ctx, k, "f").Result() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := uniqueKey(t, "k")
+			lock := lockKey(key)
+			if err := tc.set(lock); err != nil {
+				t.Fatal(err)
+			}
+			before, err := tc.get(lock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Release(ctx, key, "tok"); !errors.Is(err, provider.ErrNotHeld) {
+				t.Errorf("Release = %v, want ErrNotHeld", err)
+			}
+			if _, err := r.Extend(ctx, key, "tok", longTTL); !errors.Is(err, provider.ErrNotHeld) {
+				t.Errorf("Extend = %v, want ErrNotHeld", err)
+			}
+			if _, err := r.TryAcquire(ctx, key, "tok", longTTL); !errors.Is(err, provider.ErrNotAcquired) {
+				t.Errorf("TryAcquire = %v, want ErrNotAcquired", err)
+			}
+			if held, err := r.ForceRelease(ctx, key); err != nil || held {
+				t.Errorf("ForceRelease = %v, %v; want false, nil (not a lockproof hold)", held, err)
+			}
+			if after, err := tc.get(lock); err != nil || after != before {
+				t.Errorf("value after the calls = %q, %v; want %q untouched", after, err, before)
+			}
+		})
+	}
+	// A hold of the format, by another token, and one marked as waited
+	// for: the fast path frees only its own token's.
+	key := uniqueKey(t, "k")
+	for _, v := range []string{"7 rl other", "7 rl+ tok"} {
+		if err := c.Set(ctx, lockKey(key), v, longTTL).Err(); err != nil {
+			t.Fatal(err)
+		}
+		err := r.Release(ctx, key, "tok")
+		n, _ := c.Exists(ctx, lockKey(key)).Result()
+		switch {
+		case v == "7 rl other" && (!errors.Is(err, provider.ErrNotHeld) || n != 1):
+			t.Errorf("Release of %q by tok = %v, key exists %d; want ErrNotHeld, kept", v, err, n)
+		case v == "7 rl+ tok" && (err != nil || n != 0):
+			t.Errorf("Release of %q by tok = %v, key exists %d; want nil, freed", v, err, n)
+		}
+	}
+}
