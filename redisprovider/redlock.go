@@ -33,10 +33,11 @@ var (
 	//go:embed scripts/redlock_admit.lua
 	redlockAdmitSrc string
 
-	redlockAcquire = redlockScript(redlockAcquireSrc)
-	redlockRelease = redlockScript(redlockReleaseSrc)
-	redlockExtend  = redlockScript(redlockExtendSrc)
-	redlockRaise   = redlockScript(redlockRaiseSrc)
+	redlockAcquire = newNodeScript(redlockScript(redlockAcquireSrc))
+	redlockRelease = newNodeScript(redlockScript(redlockReleaseSrc))
+	redlockExtend  = newNodeScript(redlockScript(redlockExtendSrc))
+	redlockRaise   = newNodeScript(redlockScript(redlockRaiseSrc))
+	redlockState   = newNodeScript(stateScript)
 	redlockProbe   = redis.NewScript(redlockProbeSrc)
 	redlockAdmit   = redis.NewScript(redlockAdmitSrc)
 )
@@ -139,8 +140,8 @@ type Redlock struct {
 	// admitting is guarded by admitMu: the running admission, or nil.
 	admitting *admission
 
-	markers, waits []string // each node's marker and admission wait keys
-	channels       []any    // each node's wake-up channel, boxed once
+	markers, waits []any // each node's marker and admission wait keys, boxed once
+	channels       []any // each node's wake-up channel, boxed once
 
 	workers    []*nodeWorker // one per node: see redlock_worker.go
 	workerStop chan struct{} // closed by Close once no request is outstanding
@@ -348,12 +349,14 @@ type vote struct {
 // redlockKeys are one key's Redis keys on every node (the nodes share
 // their Options, so their prefix).
 type redlockKeys struct {
-	key, lock, counter, waiters, tomb string
+	key, lock, counter string
+	// The keys that requests send, boxed once for all nodes.
+	bLock, bCounter, bWaiters, bTomb any
 }
 
 func (r *Redlock) keysOf(key, token string) redlockKeys {
 	lock, counter, _, waiters := r.nodes[0].keys(key)
-	return redlockKeys{key, lock, counter, waiters, tombstone(lock, token)}
+	return redlockKeys{key, lock, counter, lock, counter, waiters, tombstone(lock, token)}
 }
 
 // voteReq fills q with the acquire script's call (token and ttl boxed
@@ -363,7 +366,7 @@ func (r *Redlock) voteReq(q *nodeReq, k *redlockKeys, token, ttlMs, lease any, w
 	if wait {
 		join = 1
 	}
-	q.keys = append(q.keys, k.lock, k.counter, k.waiters, r.markers[q.node], r.waits[q.node], k.tomb)
+	q.keys = append(q.keys, k.bLock, k.bCounter, k.bWaiters, r.markers[q.node], r.waits[q.node], k.bTomb)
 	q.args = append(q.args, token, ttlMs, join, lease)
 }
 
@@ -415,7 +418,7 @@ func (r *Redlock) undoReq(q *nodeReq, k *redlockKeys, token string, fence uint64
 	if wake {
 		w = 1
 	}
-	q.keys = append(q.keys, k.lock, k.counter, k.waiters, k.tomb)
+	q.keys = append(q.keys, k.bLock, k.bCounter, k.bWaiters, k.bTomb)
 	q.args = append(q.args, token, "undo", r.nodes[q.node].channel, k.key, fence, tomb, w)
 }
 
@@ -775,7 +778,7 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 }
 
 // marker is node i's marker key.
-func (r *Redlock) marker(i int) string { return r.markers[i] }
+func (r *Redlock) marker(i int) string { return r.markers[i].(string) }
 
 // raise records fence on the granting nodes; it reports whether a quorum
 // now records it.
@@ -784,7 +787,7 @@ func (r *Redlock) raise(ctx context.Context, k *redlockKeys, token string, fence
 	fo := r.newFanout(nil)
 	for _, i := range granted {
 		q := fo.req(i, redlockRaise)
-		q.keys = append(q.keys, k.lock, k.counter, r.marker(i))
+		q.keys = append(q.keys, k.bLock, k.bCounter, r.markers[i])
 		q.args = append(q.args, token, fence)
 		fo.send(q, r.timeout(ttl))
 	}
@@ -938,7 +941,7 @@ func (r *Redlock) leave(key, token string) {
 	f := r.newFanout(nil)
 	for i := range r.nodes {
 		q := f.req(i, redlockRelease)
-		q.keys = append(q.keys, k.lock, k.counter, k.waiters, k.tomb)
+		q.keys = append(q.keys, k.bLock, k.bCounter, k.bWaiters, k.bTomb)
 		q.args = append(q.args, token, "leave", r.nodes[i].channel, key, 0, 1, 0)
 		f.send(q, r.nodeTimeout)
 	}
@@ -974,7 +977,7 @@ func (r *Redlock) release(ctx context.Context, key, token, mode string) error {
 	for i := range n {
 		r.releasing(i, key, token, ordered)
 		rq := f.req(i, redlockRelease)
-		rq.keys = append(rq.keys, k.lock, k.counter, k.waiters, k.tomb)
+		rq.keys = append(rq.keys, k.bLock, k.bCounter, k.bWaiters, k.bTomb)
 		rq.args = append(rq.args, tokArg, modeArg, r.channels[i], keyArg, 0, 1, 0)
 		f.send(rq, r.nodeTimeout)
 	}
@@ -1046,7 +1049,7 @@ func (r *Redlock) Extend(ctx context.Context, key, token string, ttl time.Durati
 	f := r.newFanout(nil)
 	for i := range n {
 		rq := f.req(i, redlockExtend)
-		rq.keys = append(rq.keys, k.lock, r.marker(i))
+		rq.keys = append(rq.keys, k.bLock, r.markers[i])
 		rq.args = append(rq.args, token, ms(ttl))
 		f.send(rq, r.timeout(ttl))
 	}
@@ -1098,8 +1101,8 @@ func (r *Redlock) State(ctx context.Context, key string) (provider.State, error)
 	res, got := make([]result, n), make([]bool, n)
 	f := r.newFanout(nil)
 	for i := range n {
-		rq := f.req(i, stateScript)
-		rq.keys = append(rq.keys, k.lock)
+		rq := f.req(i, redlockState)
+		rq.keys = append(rq.keys, k.bLock)
 		f.send(rq, r.nodeTimeout)
 	}
 	recv := f.wait(ctx, n, func(rq *nodeReq) bool {
@@ -1188,7 +1191,7 @@ func (r *Redlock) ForceRelease(ctx context.Context, key string) (bool, error) {
 	f := r.newFanout(nil)
 	for i := range n {
 		rq := f.req(i, redlockRelease)
-		rq.keys = append(rq.keys, k.lock, k.counter, k.waiters, k.tomb)
+		rq.keys = append(rq.keys, k.bLock, k.bCounter, k.bWaiters, k.bTomb)
 		rq.args = append(rq.args, "", "release", r.nodes[i].channel, key, 0, 1, 0)
 		f.send(rq, r.nodeTimeout)
 	}

@@ -33,14 +33,32 @@ const maxBatch = 128
 type nodeReq struct {
 	fo       *fanout
 	node     int
-	script   *redis.Script
-	keys     []string
+	script   *nodeScript
+	keys     []any // strings, boxed once per call where the nodes share them
 	args     []any
 	deadline time.Time
 	res      any
 	err      error
-	keyBuf   [6]string
+	keyBuf   [6]any
 	argBuf   [7]any
+	cmdBuf   [16]any
+}
+
+// A nodeScript is a script with its SHA1 boxed once, so that a request
+// is sent as EVALSHA with arguments boxed by the caller (go-redis's
+// EvalSha boxes every key again).
+type nodeScript struct {
+	s   *redis.Script
+	sha any
+}
+
+func newNodeScript(s *redis.Script) *nodeScript { return &nodeScript{s, s.Hash()} }
+
+// cmd returns q's EVALSHA command line, in q's buffer.
+func (q *nodeReq) cmd() []any {
+	c := append(q.cmdBuf[:0], "evalsha", q.script.sha, len(q.keys))
+	c = append(c, q.keys...)
+	return append(c, q.args...)
 }
 
 // A fanout is one call's requests to its nodes (at most one per node) and
@@ -87,7 +105,7 @@ func (r *Redlock) newFanout(late lateHandler) *fanout {
 
 // req returns node i's request of f, emptied, with room for its keys and
 // arguments in q.keys[:0] and q.args[:0].
-func (f *fanout) req(i int, script *redis.Script) *nodeReq {
+func (f *fanout) req(i int, script *nodeScript) *nodeReq {
 	q := &f.reqs[i]
 	*q = nodeReq{fo: f, node: i, script: script}
 	q.keys, q.args = q.keyBuf[:0], q.argBuf[:0]
@@ -106,7 +124,7 @@ func (f *fanout) send(q *nodeReq, timeout time.Duration) {
 	if r.bgClosed {
 		r.bgMu.Unlock()
 		ctx, cancel := context.WithDeadline(context.Background(), q.deadline)
-		q.res, q.err = run(ctx, r.nodes[q.node].c, q.script, q.keys, q.args)
+		q.res, q.err = run(ctx, r.nodes[q.node].c, q)
 		cancel()
 		f.answer(q)
 		return
@@ -187,10 +205,12 @@ func (f *fanout) unref(n int) {
 
 // sendAsync sends one request to node i whose answer goes to then (nil:
 // dropped), in the worker's goroutine: then must not block.
-func (r *Redlock) sendAsync(i int, timeout time.Duration, then lateHandler, script *redis.Script, keys []string, args ...any) {
+func (r *Redlock) sendAsync(i int, timeout time.Duration, then lateHandler, script *nodeScript, keys []string, args ...any) {
 	f := r.newFanout(then)
 	q := f.req(i, script)
-	q.keys = append(q.keys, keys...)
+	for _, k := range keys {
+		q.keys = append(q.keys, k)
+	}
 	q.args = append(q.args, args...)
 	f.send(q, timeout)
 	f.finish(0)
@@ -205,6 +225,7 @@ type nodeWorker struct {
 	queue []*nodeReq // guarded by mu
 	spare []*nodeReq
 	cmds  []*redis.Cmd
+	ctx   batchCtx
 }
 
 func (w *nodeWorker) push(q *nodeReq) {
@@ -266,12 +287,12 @@ func (w *nodeWorker) exec(batch []*nodeReq) {
 	if live == 0 {
 		return
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
+	ctx := w.ctx.start(deadline)
+	defer w.ctx.end()
 	if live == 1 {
 		for _, q := range batch {
 			if q.err == nil {
-				q.res, q.err = run(ctx, w.c, q.script, q.keys, q.args)
+				q.res, q.err = run(ctx, w.c, q)
 			}
 		}
 		return
@@ -281,7 +302,7 @@ func (w *nodeWorker) exec(batch []*nodeReq) {
 	for _, q := range batch {
 		var cmd *redis.Cmd
 		if q.err == nil {
-			cmd = q.script.EvalSha(ctx, pipe, q.keys, q.args...)
+			cmd = pipe.Do(ctx, q.cmd()...)
 		}
 		cmds = append(cmds, cmd)
 	}
@@ -302,22 +323,99 @@ func (w *nodeWorker) exec(batch []*nodeReq) {
 		}
 		if noScript(q.err) {
 			// Not run: the node lost its scripts (a restart, SCRIPT FLUSH).
-			q.res, q.err = q.script.Eval(ctx, w.c, q.keys, q.args...).Result()
+			q.res, q.err = run(ctx, w.c, q)
 		}
 		cmds[i] = nil
 	}
 	w.cmds = cmds[:0]
 }
 
-// run is script.Run without its allocation for the error check: EVALSHA,
-// and EVAL if the node does not have the script.
-func run(ctx context.Context, c redis.Scripter, script *redis.Script, keys []string, args []any) (any, error) {
-	res, err := script.EvalSha(ctx, c, keys, args...).Result()
+// run sends q by itself: EVALSHA, and if the node does not have the
+// script, SCRIPT LOAD and EVALSHA again.
+func run(ctx context.Context, c redis.UniversalClient, q *nodeReq) (any, error) {
+	res, err := c.Do(ctx, q.cmd()...).Result()
 	if noScript(err) {
-		res, err = script.Eval(ctx, c, keys, args...).Result()
+		if err = q.script.s.Load(ctx, c).Err(); err == nil {
+			res, err = c.Do(ctx, q.cmd()...).Result()
+		}
 	}
 	return res, err
 }
+
+// batchCtx is a worker's context for one batch, made once: go-redis bounds
+// its socket reads and writes by the deadline, and its waits (for a pooled
+// connection, between re-sends) by Done, which a timer closes if the
+// deadline passes while the batch is out. context.WithDeadline would cost
+// three allocations a batch; this costs none unless a batch times out.
+type batchCtx struct {
+	deadline time.Time   // set by start, before go-redis sees the context
+	bt       *batchTimer // nil after a batch whose timer fired
+	mu       sync.Mutex
+	done     chan struct{} // guarded by mu: closed when the deadline passed
+	err      error         // guarded by mu
+}
+
+// batchTimer closes its batchCtx's done at the deadline, unless it has
+// been abandoned (dead, guarded by the batchCtx's mu).
+type batchTimer struct {
+	c    *batchCtx
+	t    *time.Timer
+	dead bool
+}
+
+func (bt *batchTimer) fire() {
+	c := bt.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !bt.dead && c.err == nil {
+		c.err = context.DeadlineExceeded
+		close(c.done)
+	}
+}
+
+// start begins a batch due at deadline and returns its context.
+func (c *batchCtx) start(deadline time.Time) context.Context {
+	c.mu.Lock()
+	if c.done == nil || c.err != nil {
+		c.done, c.err = make(chan struct{}), nil
+	}
+	c.mu.Unlock()
+	c.deadline = deadline
+	if c.bt == nil {
+		c.bt = &batchTimer{c: c}
+		c.bt.t = time.AfterFunc(time.Until(deadline), c.bt.fire)
+	} else {
+		c.bt.t.Reset(time.Until(deadline))
+	}
+	return c
+}
+
+// end ends the batch that start began. A timer that fired (or is firing)
+// is abandoned, so that it cannot end the next batch.
+func (c *batchCtx) end() {
+	if !c.bt.t.Stop() {
+		c.mu.Lock()
+		c.bt.dead = true
+		c.mu.Unlock()
+		c.bt = nil
+	}
+}
+
+func (c *batchCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func (c *batchCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.done
+}
+
+func (c *batchCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *batchCtx) Value(any) any { return nil }
 
 // noScript reports whether err is Redis's NOSCRIPT reply.
 func noScript(err error) bool {

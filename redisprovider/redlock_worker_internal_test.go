@@ -18,7 +18,7 @@ func batchOf(r *Redlock, n int, timeout time.Duration) []*nodeReq {
 	var batch []*nodeReq
 	for i := range n {
 		f := r.newFanout(nil)
-		q := f.req(0, stateScript)
+		q := f.req(0, redlockState)
 		q.keys = append(q.keys, "k"+string(rune('a'+i)))
 		q.deadline = time.Now().Add(timeout)
 		batch = append(batch, q)
