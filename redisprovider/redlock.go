@@ -107,8 +107,10 @@ var _ provider.Provider = (*Redlock)(nil)
 // wait an hour (keep TTLs short and renew instead).
 //
 // Every call returns as soon as a quorum has decided its outcome; the
-// answers of slower nodes are handled (late votes rolled back) by
-// goroutines that Close waits for.
+// answers of slower nodes are handled (late votes rolled back) when they
+// come, and Close waits for them. Each node's requests go out in the order
+// they were made, through one goroutine per node (pipelined when several
+// wait), so a Release is never overtaken by the vote it follows.
 //
 // Redlock waiters are woken by any node's release, in any order: fair
 // per-node queues could each put a different waiter first and let nobody
@@ -155,7 +157,8 @@ type Redlock struct {
 // socket, so a hung node could not be cut off at NodeTimeout). The quorum
 // is N/2+1, so an even N tolerates no more lost nodes than N−1 does (4
 // nodes, like 3, survive one) and costs one more vote per grant. It does
-// not own the clients. opts may be nil.
+// not own the clients. It starts one goroutine per node, which Close
+// stops. opts may be nil.
 func NewRedlock(clients []redis.UniversalClient, opts *RedlockOptions) (*Redlock, error) {
 	var o RedlockOptions
 	if opts != nil {
