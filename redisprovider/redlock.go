@@ -220,6 +220,14 @@ func NewRedlock(clients []redis.UniversalClient, opts *RedlockOptions) (*Redlock
 	return r, nil
 }
 
+// subscribed reports whether p's wake-up subscription is running, so
+// that watch will not wait for one.
+func (p *Provider) subscribed() bool {
+	p.subMu.Lock()
+	defer p.subMu.Unlock()
+	return p.sub != nil
+}
+
 // nodeKeys returns a node's Redlock keys: its marker, its admission wait
 // and the admission claims on it. They have no hash tag and cannot clash
 // with a lock's keys, which start with prefix + "{".
@@ -838,11 +846,17 @@ func (r *Redlock) Acquire(ctx context.Context, key, token string, ttl time.Durat
 		return provider.Grant{}, provider.CtxError(ctx)
 	}
 	wake := make(chan struct{}, 1)
-	// Watch before the first try, so that no release after it is missed
-	// (each node's subscription is set up once per provider).
+	// Watch before the first try, so that no release after it is missed.
+	// Each node's subscription is set up once per provider: nodes whose
+	// subscription is not running yet are watched in parallel (each may
+	// wait for Redis to confirm it), the others right here.
 	stops := make([]func(), len(r.nodes))
 	var watchers sync.WaitGroup
 	for i, n := range r.nodes {
+		if n.subscribed() {
+			stops[i] = n.watch(ctx, key, "", wake)
+			continue
+		}
 		watchers.Add(1)
 		go func() {
 			defer watchers.Done()
