@@ -591,7 +591,7 @@ func (t *tryCall) late(rq *nodeReq) {
 	case v.kind == voteGranted:
 		r.undoLater(i, &t.k, t.key, t.token, v.fence, t.ttl)
 		return
-	case v.kind == voteFailed:
+	case v.kind == voteFailed && !errors.Is(v.err, errNotSent): // else it never ran
 		r.undoLater(i, &t.k, t.key, t.token, 0, t.ttl)
 		return
 	}
@@ -742,7 +742,11 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 		uo.finish(ugot)
 	}
 	for i := range n {
-		if got[i] && votes[i].kind == voteFailed {
+		switch {
+		case !got[i] || votes[i].kind != voteFailed:
+		case errors.Is(votes[i].err, errNotSent): // never ran: nothing to undo
+			r.done(i, key, token)
+		default:
 			r.undoLater(i, k, key, token, 0, ttl)
 		}
 	}
