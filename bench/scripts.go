@@ -186,7 +186,7 @@ func scriptRound(ctx context.Context, c *redis.Client, n int) []*scriptRow {
 			return []*scriptRow{{id: "setup", err: err}}
 		}
 	}
-	add(lib, "redlock_acquire", "lockproof redlock_acquire.lua (Redlock TryAcquire, one node's vote)", "evalsha", func() error {
+	add(lib, "redlock_acquire", "lockproof redlock_acquire.lua (Redlock TryAcquire on one node: one vote per round trip, through the node worker)", "evalsha", func() error {
 		for i, k := range keys {
 			if _, err := rlp.TryAcquire(ctx, k, tok(i), ttl); err != nil {
 				return err
@@ -194,7 +194,7 @@ func scriptRound(ctx context.Context, c *redis.Client, n int) []*scriptRow {
 		}
 		return nil
 	})
-	add(lib, "redlock_release", "lockproof redlock_release.lua (Redlock Release, one node, nobody waiting)", "evalsha", func() error {
+	add(lib, "redlock_release", "lockproof redlock_release.lua (Redlock Release on one node, nobody waiting, through the node worker)", "evalsha", func() error {
 		for i, k := range keys {
 			if err := rlp.Release(ctx, k, tok(i)); err != nil {
 				return err
