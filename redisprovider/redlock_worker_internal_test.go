@@ -95,3 +95,40 @@ func TestWorkerExec(t *testing.T) {
 		}
 	}
 }
+
+// TestRedlockTombstoneFlag: the rollback of a vote whose reply was lost
+// leaves a tombstone and flags it in the waiters hash, so that the vote's
+// fast path looks; a ForceRelease of the free key (token '') keeps the
+// flag. The token's next vote refuses once (the tombstone), the one after
+// grants.
+func TestRedlockTombstoneFlag(t *testing.T) {
+	ctx := context.Background()
+	c := redistest.Server(t).Client(t)
+	r, err := NewRedlock([]redis.UniversalClient{c}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.TryAcquire(ctx, "warm", "t", time.Minute); err != nil { // admits the node
+		t.Fatal(err)
+	}
+	key, tok := "k", "tok"
+	k := r.keysOf(key, tok)
+	f := r.newFanout(nil)
+	q := f.req(0, redlockRelease)
+	r.undoReq(q, &k, tok, 0, time.Minute, false) // fence 0: the vote's answer was lost
+	f.send(q, time.Second)
+	f.finish(f.wait(ctx, 1, nil))
+	if n, err := c.Exists(ctx, k.bTomb.(string)).Result(); err != nil || n != 1 {
+		t.Fatalf("tombstone after the undo: exists %d, %v", n, err)
+	}
+	if held, err := r.ForceRelease(ctx, key); err != nil || held {
+		t.Fatalf("ForceRelease of the free key = %v, %v; want false, nil", held, err)
+	}
+	if _, err := r.TryAcquire(ctx, key, tok, time.Minute); err == nil {
+		t.Fatal("the rolled-back token's vote granted despite its tombstone")
+	}
+	if _, err := r.TryAcquire(ctx, key, tok, time.Minute); err != nil {
+		t.Fatalf("TryAcquire once the tombstone was used: %v", err)
+	}
+}

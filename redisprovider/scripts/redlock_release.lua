@@ -39,7 +39,9 @@ if ARGV[2] == 'release' then
   end
 end
 --#hold
-redis.call('HDEL', KEYS[3], ARGV[1])
+if ARGV[1] ~= '' then -- ForceRelease's '' is the tombstone flag, no waiter
+  redis.call('HDEL', KEYS[3], ARGV[1])
+end
 if ARGV[2] == 'leave' then
   return 0
 end
