@@ -98,7 +98,7 @@ func TestWorkerExec(t *testing.T) {
 
 // TestRedlockTombstoneFlag: the rollback of a vote whose reply was lost
 // leaves a tombstone and flags it in the waiters hash, so that the vote's
-// fast path looks; a ForceRelease of the free key (token ”) keeps the
+// fast path looks; a ForceRelease of the free key (empty token) keeps the
 // flag. The token's next vote refuses once (the tombstone), the one after
 // grants.
 func TestRedlockTombstoneFlag(t *testing.T) {
