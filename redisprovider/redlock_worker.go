@@ -331,13 +331,15 @@ func (w *nodeWorker) exec(batch []*nodeReq) {
 }
 
 // run sends q by itself: EVALSHA, and if the node does not have the
-// script, SCRIPT LOAD and EVALSHA again.
+// script, EVAL (which also caches it).
 func run(ctx context.Context, c redis.UniversalClient, q *nodeReq) (any, error) {
 	res, err := c.Do(ctx, q.cmd()...).Result()
 	if noScript(err) {
-		if err = q.script.s.Load(ctx, c).Err(); err == nil {
-			res, err = c.Do(ctx, q.cmd()...).Result()
+		keys := make([]string, len(q.keys))
+		for i, k := range q.keys {
+			keys[i], _ = k.(string)
 		}
+		res, err = q.script.s.Eval(ctx, c, keys, q.args...).Result()
 	}
 	return res, err
 }
