@@ -4,8 +4,11 @@ package main
 // each script, on a redis-server of its own, reset before every phase so
 // that one phase's calls are the only ones counted:
 //
-//   - the library's acquire and release (through redisprovider), next to
-//     bsm/redislock's obtain and release and the raw SET NX PX and DEL;
+//   - the library's acquire and release (through redisprovider), and
+//     Redlock's (a one-node Redlock: what each node runs), next to
+//     bsm/redislock's obtain and release and the raw SET NX PX and DEL
+//     (go-redsync runs SET NX PX and the same GET ==, DEL script as
+//     redislock's release);
 //   - variants of the acquire and release scripts (scripts/*.lua, for
 //     measurement only: the library's scripts are not changed here), sent
 //     by EVALSHA directly in pipelines, to see where the time goes.
@@ -163,6 +166,37 @@ func scriptRound(ctx context.Context, c *redis.Client, n int) []*scriptRow {
 	add(lib, "lockproof_release", "lockproof release.lua (Release, nobody waiting)", "evalsha", func() error {
 		for i, k := range keys {
 			if err := p.Release(ctx, k, tok(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// Redlock's vote and release on this one node (a one-node Redlock: its
+	// quorum is the node), as each of its nodes runs them.
+	rlp, err := redisprovider.NewRedlock([]redis.UniversalClient{c}, &redisprovider.RedlockOptions{Options: redisprovider.Options{Prefix: "bench:rl:"}})
+	if err != nil {
+		return []*scriptRow{{id: "setup", err: err}}
+	}
+	defer rlp.Close()
+	for i, k := range keys { // admits the node, and every key's fence counter exists
+		if _, err := rlp.TryAcquire(ctx, k, tok(i), ttl); err != nil {
+			return []*scriptRow{{id: "setup", err: err}}
+		}
+		if err := rlp.Release(ctx, k, tok(i)); err != nil {
+			return []*scriptRow{{id: "setup", err: err}}
+		}
+	}
+	add(lib, "redlock_acquire", "lockproof redlock_acquire.lua (Redlock TryAcquire on one node: one vote per round trip, through the node worker)", "evalsha", func() error {
+		for i, k := range keys {
+			if _, err := rlp.TryAcquire(ctx, k, tok(i), ttl); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	add(lib, "redlock_release", "lockproof redlock_release.lua (Redlock Release on one node, nobody waiting, through the node worker)", "evalsha", func() error {
+		for i, k := range keys {
+			if err := rlp.Release(ctx, k, tok(i)); err != nil {
 				return err
 			}
 		}

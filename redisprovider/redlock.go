@@ -33,10 +33,11 @@ var (
 	//go:embed scripts/redlock_admit.lua
 	redlockAdmitSrc string
 
-	redlockAcquire = redlockScript(redlockAcquireSrc)
-	redlockRelease = redlockScript(redlockReleaseSrc)
-	redlockExtend  = redlockScript(redlockExtendSrc)
-	redlockRaise   = redlockScript(redlockRaiseSrc)
+	redlockAcquire = newNodeScript(redlockScript(redlockAcquireSrc))
+	redlockRelease = newNodeScript(redlockScript(redlockReleaseSrc))
+	redlockExtend  = newNodeScript(redlockScript(redlockExtendSrc))
+	redlockRaise   = newNodeScript(redlockScript(redlockRaiseSrc))
+	redlockState   = newNodeScript(stateScript)
 	redlockProbe   = redis.NewScript(redlockProbeSrc)
 	redlockAdmit   = redis.NewScript(redlockAdmitSrc)
 )
@@ -106,8 +107,10 @@ var _ provider.Provider = (*Redlock)(nil)
 // wait an hour (keep TTLs short and renew instead).
 //
 // Every call returns as soon as a quorum has decided its outcome; the
-// answers of slower nodes are handled (late votes rolled back) by
-// goroutines that Close waits for.
+// answers of slower nodes are handled (late votes rolled back) when they
+// come, and Close waits for them. Each node's requests go out in the order
+// they were made, through one goroutine per node (pipelined when several
+// wait), so a Release is never overtaken by the vote it follows.
 //
 // Redlock waiters are woken by any node's release, in any order: fair
 // per-node queues could each put a different waiter first and let nobody
@@ -133,11 +136,18 @@ type Redlock struct {
 	// busy is guarded by busyMu: the nodes where a vote of a key and token
 	// is in flight or being undone. A try skips them, so that a late undo
 	// never meets a later vote of the same token.
-	busy map[busyKey]*busyMark
+	busy map[busyKey]busyMark
 
 	admitMu sync.Mutex
 	// admitting is guarded by admitMu: the running admission, or nil.
 	admitting *admission
+
+	markers, waits []any // each node's marker and admission wait keys, boxed once
+	channels       []any // each node's wake-up channel, boxed once
+
+	workers    []*nodeWorker // one per node: see redlock_worker.go
+	workerStop chan struct{} // closed by Close once no request is outstanding
+	workerWG   sync.WaitGroup
 }
 
 // NewRedlock returns a Redlock over the given independent nodes: N ≥ 1
@@ -147,7 +157,8 @@ type Redlock struct {
 // socket, so a hung node could not be cut off at NodeTimeout). The quorum
 // is N/2+1, so an even N tolerates no more lost nodes than N−1 does (4
 // nodes, like 3, survive one) and costs one more vote per grant. It does
-// not own the clients. opts may be nil.
+// not own the clients. It starts one goroutine per node, which Close
+// stops. opts may be nil.
 func NewRedlock(clients []redis.UniversalClient, opts *RedlockOptions) (*Redlock, error) {
 	var o RedlockOptions
 	if opts != nil {
@@ -166,7 +177,7 @@ func NewRedlock(clients []redis.UniversalClient, opts *RedlockOptions) (*Redlock
 		drift:       o.DriftFactor,
 		nodeTimeout: o.NodeTimeout,
 		id:          uuid.NewString(),
-		busy:        make(map[busyKey]*busyMark),
+		busy:        make(map[busyKey]busyMark),
 	}
 	if r.drift == 0 {
 		r.drift = DefaultDriftFactor
@@ -193,7 +204,28 @@ func NewRedlock(clients []redis.UniversalClient, opts *RedlockOptions) (*Redlock
 	}
 	r.poll = r.nodes[0].poll
 	r.bgCtx, r.bgCancel = context.WithCancel(context.Background())
+	r.workerStop = make(chan struct{})
+	for _, n := range r.nodes {
+		marker, wait, _ := n.nodeKeys()
+		r.markers, r.waits = append(r.markers, marker), append(r.waits, wait)
+		r.channels = append(r.channels, n.channel)
+		w := &nodeWorker{r: r, c: n.c, wake: make(chan struct{}, 1)}
+		r.workers = append(r.workers, w)
+		r.workerWG.Add(1)
+		go func() {
+			defer r.workerWG.Done()
+			w.run(r.workerStop)
+		}()
+	}
 	return r, nil
+}
+
+// subscribed reports whether p's wake-up subscription is running, so
+// that watch will not wait for one.
+func (p *Provider) subscribed() bool {
+	p.subMu.Lock()
+	defer p.subMu.Unlock()
+	return p.sub != nil
 }
 
 // nodeKeys returns a node's Redlock keys: its marker, its admission wait
@@ -299,11 +331,12 @@ func (r *Redlock) grant(fence uint64, start time.Time, ttl time.Duration) provid
 	return provider.Grant{Fence: fence, Expires: start.Add(ttl - r.allowance(ttl))}
 }
 
-// unsent reports whether err is a failure to connect, so that the request
-// cannot have reached the node.
+// unsent reports whether err is a failure to connect, or a request that
+// its node's worker never sent, so that the request cannot have reached
+// the node.
 func unsent(err error) bool {
 	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	return errors.Is(err, errNotSent) || errors.As(err, &op) && op.Op == "dial"
 }
 
 // A node's answer to a vote.
@@ -324,19 +357,36 @@ type vote struct {
 	err    error
 }
 
-// vote runs the acquire script on node n.
-func (r *Redlock) vote(ctx context.Context, n *Provider, key, token string, ttl time.Duration, wait bool) vote {
-	lock, counter, _, waiters := n.keys(key)
-	marker, admission, _ := n.nodeKeys()
+// redlockKeys are one key's Redis keys on every node (the nodes share
+// their Options, so their prefix).
+type redlockKeys struct {
+	key, lock, counter string
+	// The keys that requests send, boxed once for all nodes.
+	bLock, bCounter, bWaiters, bTomb any
+}
+
+func (r *Redlock) keysOf(key, token string) redlockKeys {
+	lock, counter, _, waiters := r.nodes[0].keys(key)
+	return redlockKeys{key, lock, counter, lock, counter, waiters, tombstone(lock, token)}
+}
+
+// voteReq fills q with the acquire script's call (token and ttl boxed
+// once per call: ms(ttl)).
+func (r *Redlock) voteReq(q *nodeReq, k *redlockKeys, token, ttlMs, lease any, wait bool) {
 	join := 0
 	if wait {
 		join = 1
 	}
-	res, err := redlockAcquire.Run(ctx, n.c, []string{lock, counter, waiters, marker, admission, tombstone(lock, token)},
-		token, ms(ttl), join, ms(3*n.poll)).Slice()
+	q.keys = append(q.keys, k.bLock, k.bCounter, k.bWaiters, r.markers[q.node], r.waits[q.node], k.bTomb)
+	q.args = append(q.args, token, ttlMs, join, lease)
+}
+
+// parseVote reads the acquire script's answer.
+func parseVote(resp any, err error) vote {
 	if err != nil {
 		return vote{kind: voteFailed, err: err}
 	}
+	res, _ := resp.([]any)
 	var (
 		code, x int64
 		holder  string
@@ -350,7 +400,7 @@ func (r *Redlock) vote(ctx context.Context, n *Provider, key, token string, ttl 
 		holder, _ = res[2].(string)
 	}
 	if !okx {
-		return vote{kind: voteFailed, err: fmt.Errorf("acquire script returned %v", res)}
+		return vote{kind: voteFailed, err: fmt.Errorf("acquire script returned %v", resp)}
 	}
 	d := time.Duration(x) * time.Millisecond
 	switch code {
@@ -365,42 +415,59 @@ func (r *Redlock) vote(ctx context.Context, n *Provider, key, token string, ttl 
 	}
 }
 
-// undo rolls back token's vote on node i: the one with fence, or, for
-// fence 0, any (its answer was lost, so it may also not have run yet: it
-// then leaves a tombstone). It wakes waiters only if wake is set: the undo
-// of a vote that came back late, or of a quorum of votes (which others may
-// have seen as a hold).
-func (r *Redlock) undo(ctx context.Context, i int, key, token string, fence uint64, ttl time.Duration, wake bool) error {
-	n := r.nodes[i]
-	lock, counter, _, waiters := n.keys(key)
+// undoReq fills q with the rollback of token's vote on its node: the one
+// with fence, or, for fence 0, any (its answer was lost, so it may also
+// not have run yet: it then leaves a tombstone). It wakes waiters only if
+// wake is set: the undo of a vote that came back late, or of a quorum of
+// votes (which others may have seen as a hold).
+func (r *Redlock) undoReq(q *nodeReq, k *redlockKeys, token string, fence uint64, ttl time.Duration, wake bool) {
 	tomb := int64(0)
 	if fence == 0 {
 		tomb = ms(ttl)
 	}
-	return redlockRelease.Run(ctx, n.c, []string{lock, counter, waiters, tombstone(lock, token)},
-		token, "undo", n.channel, key, fence, tomb, wake).Err()
+	w := 0
+	if wake {
+		w = 1
+	}
+	q.keys = append(q.keys, k.bLock, k.bCounter, k.bWaiters, k.bTomb)
+	q.args = append(q.args, token, "undo", r.nodes[q.node].channel, k.key, fence, tomb, w)
 }
 
-// undoLater runs undo in the background, waking waiters, and then ends
-// node i's busy mark.
-func (r *Redlock) undoLater(i int, key, token string, fence uint64, ttl time.Duration) {
-	r.goBG(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), r.nodeTimeout)
-		defer cancel()
-		_ = r.undo(ctx, i, key, token, fence, ttl, true) // else the TTL or the tombstone does it
-		r.done(i, key, token)
-	})
+// undoAsync rolls back token's vote on node i in the background, waking
+// waiters, and then calls then (nil: none) in the node worker's goroutine.
+// If it fails, the TTL or the tombstone undoes the vote.
+func (r *Redlock) undoAsync(i int, k *redlockKeys, token string, fence uint64, ttl time.Duration, then lateHandler) {
+	f := r.newFanout(then)
+	q := f.req(i, redlockRelease)
+	r.undoReq(q, k, token, fence, ttl, true)
+	f.send(q, r.nodeTimeout)
+	f.finish(0)
 }
+
+// undoLater is undoAsync that then ends node i's busy mark.
+func (r *Redlock) undoLater(i int, k *redlockKeys, key, token string, fence uint64, ttl time.Duration) {
+	r.undoAsync(i, k, token, fence, ttl, &busyDone{r, key, token})
+}
+
+// busyDone is a lateHandler that ends its node's busy mark.
+type busyDone struct {
+	r          *Redlock
+	key, token string
+}
+
+func (b *busyDone) late(q *nodeReq) { b.r.done(q.node, b.key, b.token) }
 
 type busyKey struct {
 	node       int
 	key, token string
 }
 
-// busyMark is a vote or release of one key and token in flight on a node.
+// busyMark is what is in flight on a node for one key and token: a vote,
+// and the releases sent meanwhile.
 type busyMark struct {
-	released bool          // a Release was sent meanwhile
-	done     chan struct{} // closed when it ends
+	n        int           // requests in flight
+	released bool          // a Release was sent meanwhile, not queued behind the vote
+	done     chan struct{} // made by idle, closed when the last one ends
 }
 
 // claim marks node i busy with a vote of key and token; it reports false
@@ -412,33 +479,50 @@ func (r *Redlock) claim(i int, key, token string) bool {
 	if _, ok := r.busy[k]; ok {
 		return false
 	}
-	r.busy[k] = &busyMark{done: make(chan struct{})}
+	r.busy[k] = busyMark{n: 1}
 	return true
 }
 
-// done ends what claim began. It reports whether a Release of key and
-// token was sent meanwhile, so that the vote, if it granted, must be freed.
-func (r *Redlock) done(i int, key, token string) (released bool) {
+// releasing marks node i busy with a Release of key and token, which the
+// node's worker sends after whatever it was busy with (ordered) or not.
+func (r *Redlock) releasing(i int, key, token string, ordered bool) {
 	r.busyMu.Lock()
 	defer r.busyMu.Unlock()
 	k := busyKey{i, key, token}
 	m := r.busy[k]
-	if m == nil {
+	m.n++
+	m.released = m.released || (m.n > 1 && !ordered)
+	r.busy[k] = m
+}
+
+// done ends one request that claim or releasing began. It reports whether
+// a Release of key and token that may have overtaken a vote was sent
+// meanwhile, so that the vote, if it granted, must be freed.
+func (r *Redlock) done(i int, key, token string) (released bool) {
+	r.busyMu.Lock()
+	defer r.busyMu.Unlock()
+	k := busyKey{i, key, token}
+	m, ok := r.busy[k]
+	if !ok {
 		return false
 	}
-	delete(r.busy, k)
-	close(m.done)
+	if m.n--; m.n == 0 {
+		delete(r.busy, k)
+		if m.done != nil {
+			close(m.done)
+		}
+	} else {
+		r.busy[k] = m
+	}
 	return m.released
 }
 
-// releasing notes a Release of key and token on node i, busy with a vote
-// of it.
-func (r *Redlock) releasing(i int, key, token string) {
-	r.busyMu.Lock()
-	defer r.busyMu.Unlock()
-	if m := r.busy[busyKey{i, key, token}]; m != nil {
-		m.released = true
-	}
+// ordered reports whether requests sent now go through the node workers
+// (until Close begins), so that each node runs them in order.
+func (r *Redlock) ordered() bool {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	return !r.bgClosed
 }
 
 // idle waits until no node is busy with key and token, or ctx ends; it
@@ -447,7 +531,12 @@ func (r *Redlock) idle(ctx context.Context, key, token string) bool {
 	var marks []chan struct{}
 	r.busyMu.Lock()
 	for i := range r.nodes {
-		if m := r.busy[busyKey{i, key, token}]; m != nil {
+		k := busyKey{i, key, token}
+		if m, ok := r.busy[k]; ok {
+			if m.done == nil {
+				m.done = make(chan struct{})
+				r.busy[k] = m
+			}
 			marks = append(marks, m.done)
 		}
 	}
@@ -473,93 +562,115 @@ type outcome struct {
 	err    error
 }
 
+// tryCall is one try's state that its late answers need.
+type tryCall struct {
+	r          *Redlock
+	k          redlockKeys
+	key, token string
+	ttl        time.Duration
+	ok         bool   // set before the fanout finishes
+	final      uint64 // the grant's fence, once ok
+}
+
+// late handles a vote that came after the try decided, in a node worker's
+// goroutine: it must not block.
+func (t *tryCall) late(rq *nodeReq) {
+	r, i, v := t.r, rq.node, parseVote(rq.res, rq.err)
+	switch {
+	case t.ok && v.kind == voteGranted: // one more node of the hold
+		switch {
+		case r.done(i, t.key, t.token): // released, maybe before this vote ran
+			r.undoAsync(i, &t.k, t.token, v.fence, t.ttl, nil)
+		case v.fence != t.final:
+			r.sendAsync(i, r.timeout(t.ttl), nil, redlockRaise, []string{t.k.lock, t.k.counter, r.marker(i)}, t.token, t.final)
+		}
+		return
+	case v.kind == voteUnadmitted:
+		r.startAdmission()
+	case t.ok:
+	case v.kind == voteGranted:
+		r.undoLater(i, &t.k, t.key, t.token, v.fence, t.ttl)
+		return
+	case v.kind == voteFailed && !errors.Is(v.err, errNotSent): // else it never ran
+		r.undoLater(i, &t.k, t.key, t.token, 0, t.ttl)
+		return
+	}
+	r.done(i, t.key, t.token)
+}
+
 // try asks every node for its vote once, but those still busy with an
 // earlier vote of key and token.
 func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration, wait bool) outcome {
 	start := time.Now()
-	var asked []int
-	for i := range r.nodes {
-		if r.claim(i, key, token) {
-			asked = append(asked, i)
-		}
-	}
+	t := &tryCall{r: r, k: r.keysOf(key, token), key: key, token: token, ttl: ttl}
+	k := &t.k
 	n, q := len(r.nodes), r.quorum
 	var (
-		granted, answered int
-		cannot            int                    // answers that cannot vote
-		holders           = make(map[string]int) // token → nodes that refused for it
-		decided           = make(chan struct{})  // closed once ok is set
-		ok                bool
-		final             uint64 // the grant's fence, once ok
+		granted, answered, asked int
+		cannot                   int            // answers that cannot vote
+		holders                  map[string]int // token → nodes that refused for it
 	)
-	votes, got := ask(ctx, r, asked, r.timeout(ttl),
-		func(ctx context.Context, _ int, node *Provider) vote { return r.vote(ctx, node, key, token, ttl, wait) },
-		func(i int, v vote) bool {
-			answered++
-			switch v.kind {
-			case voteGranted:
-				granted++
-			case voteHeld:
-				holders[v.holder]++
-			case voteUnadmitted, voteWaiting, voteFailed:
-				cannot++
+	fo := r.newFanout(t)
+	votes, got, skipped := fo.votes, fo.got, fo.asked
+	var tokArg, ttlArg, leaseArg any = token, ms(ttl), ms(3 * r.poll)
+	for i := range n {
+		if r.claim(i, key, token) {
+			asked++
+			rq := fo.req(i, redlockAcquire)
+			r.voteReq(rq, k, tokArg, ttlArg, leaseArg, wait)
+			fo.send(rq, r.timeout(ttl))
+		} else {
+			skipped[i] = true
+		}
+	}
+	recv := fo.wait(ctx, asked, func(rq *nodeReq) bool {
+		v := parseVote(rq.res, rq.err)
+		votes[rq.node], got[rq.node] = v, true
+		answered++
+		switch v.kind {
+		case voteGranted:
+			granted++
+		case voteHeld:
+			if holders == nil {
+				holders = make(map[string]int)
 			}
-			switch {
-			case granted >= q:
+			holders[v.holder]++
+		case voteUnadmitted, voteWaiting, voteFailed:
+			cannot++
+		}
+		switch {
+		case granted >= q:
+			return true
+		case granted+asked-answered >= q:
+			return false // a grant is still possible
+		case answered == asked || cannot > n-q:
+			return true // refused, and why is known: unavailable or held
+		}
+		for _, c := range holders { // held by one holder on a quorum
+			if c >= q {
 				return true
-			case granted+len(asked)-answered >= q:
-				return false // a grant is still possible
-			case answered == len(asked) || cannot > n-q:
-				return true // refused, and why is known: unavailable or held
 			}
-			for _, c := range holders { // held by one holder on a quorum
-				if c >= q {
-					return true
-				}
-			}
-			return false // held by partial votes, or nodes down: wait to tell which
-		},
-		func(i int, v vote) { // a late answer
-			<-decided
-			switch {
-			case ok && v.kind == voteGranted: // one more node of the hold
-				ctx, cancel := context.WithTimeout(context.Background(), r.nodeTimeout)
-				if r.done(i, key, token) { // released before this vote came back
-					_ = r.undo(ctx, i, key, token, v.fence, ttl, true)
-				} else if v.fence != final {
-					_ = r.raiseNode(ctx, r.nodes[i], key, token, final)
-				}
-				cancel()
-				return
-			case v.kind == voteUnadmitted:
-				r.startAdmission()
-			case ok:
-			case v.kind == voteGranted:
-				r.undoLater(i, key, token, v.fence, ttl)
-				return
-			case v.kind == voteFailed:
-				r.undoLater(i, key, token, 0, ttl)
-				return
-			}
-			r.done(i, key, token)
-		})
-	defer close(decided)
+		}
+		return false // held by partial votes, or nodes down: wait to tell which
+	})
+	defer func() { fo.finish(recv) }()
 
 	var (
-		grants []int
-		fence  uint64
-		equal  = true
-		o      = outcome{retry: -1}
-		counts [voteSkipped + 1]int
+		grantsBuf [8]int
+		grants    = grantsBuf[:0]
+		fence     uint64
+		equal     = true
+		o         = outcome{retry: -1}
+		counts    [voteSkipped + 1]int
 	)
 	for i := range n {
 		v := votes[i]
 		switch {
-		case !slices.Contains(asked, i):
+		case skipped[i]:
 			counts[voteSkipped]++
 			continue
 		case !got[i]:
-			continue // late: handled above
+			continue // late: handled by tryCall.late
 		}
 		counts[v.kind]++
 		switch v.kind {
@@ -578,14 +689,14 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 			r.done(i, key, token)
 		}
 	}
-	ok = len(grants) >= q && r.validity(start, ttl) > 0
+	t.ok = len(grants) >= q && r.validity(start, ttl) > 0
 	raised := false
-	if ok && !equal {
+	if t.ok && !equal {
 		raised = true
-		ok = r.raise(ctx, key, token, fence, grants, ttl) && r.validity(start, ttl) > 0
+		t.ok = r.raise(ctx, k, token, fence, grants, ttl) && r.validity(start, ttl) > 0
 	}
-	if ok {
-		final = fence
+	if t.ok {
+		t.final = fence
 		for i := range n {
 			if got[i] && (votes[i].kind == voteGranted || votes[i].kind == voteFailed) {
 				r.done(i, key, token) // a failed vote may hold: Release frees it
@@ -596,21 +707,47 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 	}
 	// Roll back: the votes we saw now (their nodes answer), lost answers
 	// in the background.
-	ask(ctx, r, grants, r.timeout(ttl), func(ctx context.Context, i int, _ *Provider) error {
-		f := votes[i].fence
-		if raised {
-			f = 0 // the raise may have rewritten it: free the hold, keep the counter
+	if len(grants) > 0 {
+		uo := r.newFanout(nil)
+		for _, i := range grants {
+			f := votes[i].fence
+			if raised {
+				f = 0 // the raise may have rewritten it: free the hold, keep the counter
+			}
+			rq := uo.req(i, redlockRelease)
+			r.undoReq(rq, k, token, f, ttl, len(grants) >= q)
+			uo.send(rq, r.timeout(ttl))
 		}
-		if err := r.undo(ctx, i, key, token, f, ttl, len(grants) >= q); err != nil {
-			r.undoLater(i, key, token, 0, ttl)
-			return err
+		var failed []int
+		ugot := uo.wait(ctx, len(grants), func(rq *nodeReq) bool {
+			if rq.err != nil {
+				failed = append(failed, rq.node)
+			} else {
+				r.done(rq.node, key, token)
+			}
+			return false
+		})
+		// Failed undos are sent again, leaving a tombstone; unanswered
+		// ones (ctx ended) the same once they answer.
+		for _, i := range failed {
+			r.undoLater(i, k, key, token, 0, ttl)
 		}
-		r.done(i, key, token)
-		return nil
-	}, nil, nil)
+		uo.late = lateFunc(func(rq *nodeReq) {
+			if rq.err != nil {
+				r.undoLater(rq.node, k, key, token, 0, ttl)
+			} else {
+				r.done(rq.node, key, token)
+			}
+		})
+		uo.finish(ugot)
+	}
 	for i := range n {
-		if got[i] && votes[i].kind == voteFailed {
-			r.undoLater(i, key, token, 0, ttl)
+		switch {
+		case !got[i] || votes[i].kind != voteFailed:
+		case errors.Is(votes[i].err, errNotSent): // never ran: nothing to undo
+			r.done(i, key, token)
+		default:
+			r.undoLater(i, k, key, token, 0, ttl)
 		}
 	}
 	o.admit = counts[voteUnadmitted] > 0
@@ -655,31 +792,29 @@ func (r *Redlock) try(ctx context.Context, key, token string, ttl time.Duration,
 	return o
 }
 
+// marker is node i's marker key.
+func (r *Redlock) marker(i int) string { return r.markers[i].(string) }
+
 // raise records fence on the granting nodes; it reports whether a quorum
 // now records it.
-func (r *Redlock) raise(ctx context.Context, key, token string, fence uint64, granted []int, ttl time.Duration) bool {
+func (r *Redlock) raise(ctx context.Context, k *redlockKeys, token string, fence uint64, granted []int, ttl time.Duration) bool {
 	raised, answered := 0, 0
-	ask(ctx, r, granted, r.timeout(ttl), func(ctx context.Context, _ int, n *Provider) bool {
-		return r.raiseNode(ctx, n, key, token, fence) == nil
-	}, func(_ int, ok bool) bool {
+	fo := r.newFanout(nil)
+	for _, i := range granted {
+		q := fo.req(i, redlockRaise)
+		q.keys = append(q.keys, k.bLock, k.bCounter, r.markers[i])
+		q.args = append(q.args, token, fence)
+		fo.send(q, r.timeout(ttl))
+	}
+	got := fo.wait(ctx, len(granted), func(q *nodeReq) bool {
 		answered++
-		if ok {
+		if v, _ := q.res.(int64); q.err == nil && v == 1 {
 			raised++
 		}
 		return raised >= r.quorum || raised+len(granted)-answered < r.quorum
-	}, nil)
+	})
+	fo.finish(got)
 	return raised >= r.quorum
-}
-
-// raiseNode records fence as the fence of token's vote on n.
-func (r *Redlock) raiseNode(ctx context.Context, n *Provider, key, token string, fence uint64) error {
-	lock, counter, _, _ := n.keys(key)
-	marker, _, _ := n.nodeKeys()
-	v, err := redlockRaise.Run(ctx, n.c, []string{lock, counter, marker}, token, fence).Int64()
-	if err == nil && v != 1 {
-		err = provider.ErrNotHeld
-	}
-	return err
 }
 
 // TryAcquire implements provider.Provider. If nodes that lost their data
@@ -715,11 +850,17 @@ func (r *Redlock) Acquire(ctx context.Context, key, token string, ttl time.Durat
 		return provider.Grant{}, provider.CtxError(ctx)
 	}
 	wake := make(chan struct{}, 1)
-	// Watch before the first try, so that no release after it is missed
-	// (each node's subscription is set up once per provider).
+	// Watch before the first try, so that no release after it is missed.
+	// Each node's subscription is set up once per provider: nodes whose
+	// subscription is not running yet are watched in parallel (each may
+	// wait for Redis to confirm it), the others right here.
 	stops := make([]func(), len(r.nodes))
 	var watchers sync.WaitGroup
 	for i, n := range r.nodes {
+		if n.subscribed() {
+			stops[i] = n.watch(ctx, key, "", wake)
+			continue
+		}
 		watchers.Add(1)
 		go func() {
 			defer watchers.Done()
@@ -817,11 +958,15 @@ func (r *Redlock) splitPause(ttl time.Duration) time.Duration {
 
 // leave takes token off every node's waiter list, in the background.
 func (r *Redlock) leave(key, token string) {
-	ask(context.Background(), r, r.all(), r.nodeTimeout, func(ctx context.Context, _ int, n *Provider) error {
-		lock, counter, _, waiters := n.keys(key)
-		return redlockRelease.Run(ctx, n.c, []string{lock, counter, waiters, tombstone(lock, token)},
-			token, "leave", n.channel, key, 0, 1, 0).Err()
-	}, func(int, error) bool { return true }, nil)
+	k := r.keysOf(key, token)
+	f := r.newFanout(nil)
+	for i := range r.nodes {
+		q := f.req(i, redlockRelease)
+		q.keys = append(q.keys, k.bLock, k.bCounter, k.bWaiters, k.bTomb)
+		q.args = append(q.args, token, "leave", r.nodes[i].channel, key, 0, 1, 0)
+		f.send(q, r.nodeTimeout)
+	}
+	f.finish(0)
 }
 
 // Release implements provider.Provider. It frees token's hold on every
@@ -841,27 +986,30 @@ func (r *Redlock) Release(ctx context.Context, key, token string) error {
 func (r *Redlock) release(ctx context.Context, key, token, mode string) error {
 	freed, notHeld := 0, 0
 	n, q := len(r.nodes), r.quorum
-	// A node busy with a vote of token frees it when the vote comes back;
-	// one that is not is busy with this release until it comes back, so
-	// that a later vote of the same token cannot meet it.
-	claimed := make([]bool, n)
+	k := r.keysOf(key, token)
+	// Each node is busy with this release until it answers, so that a
+	// later vote of the same token cannot meet it. A node busy with a
+	// vote of token runs the release after it (its worker sends them in
+	// order), or, once Close has begun, maybe before: then the vote, if
+	// it granted, is freed when it comes back.
+	ordered := r.ordered()
+	f := r.newFanout(&busyDone{r, key, token})
+	var tokArg, modeArg, keyArg any = token, mode, key
 	for i := range n {
-		if claimed[i] = r.claim(i, key, token); !claimed[i] {
-			r.releasing(i, key, token)
-		}
+		r.releasing(i, key, token, ordered)
+		rq := f.req(i, redlockRelease)
+		rq.keys = append(rq.keys, k.bLock, k.bCounter, k.bWaiters, k.bTomb)
+		rq.args = append(rq.args, tokArg, modeArg, r.channels[i], keyArg, 0, 1, 0)
+		f.send(rq, r.nodeTimeout)
 	}
-	res, got := ask(ctx, r, r.all(), r.nodeTimeout, func(ctx context.Context, i int, node *Provider) error {
-		if claimed[i] {
-			defer r.done(i, key, token)
+	errs, got := f.errs, f.got
+	recv := f.wait(ctx, n, func(rq *nodeReq) bool {
+		r.done(rq.node, key, token)
+		err := rq.err
+		if v, _ := rq.res.(int64); err == nil && v != 1 {
+			err = provider.ErrNotHeld
 		}
-		lock, counter, _, waiters := node.keys(key)
-		v, err := redlockRelease.Run(ctx, node.c, []string{lock, counter, waiters, tombstone(lock, token)},
-			token, mode, node.channel, key, 0, 1, 0).Int64()
-		if err == nil && v != 1 {
-			return provider.ErrNotHeld
-		}
-		return err
-	}, func(_ int, err error) bool {
+		errs[rq.node], got[rq.node] = err, true
 		switch {
 		case err == nil:
 			freed++
@@ -869,8 +1017,10 @@ func (r *Redlock) release(ctx context.Context, key, token, mode string) error {
 			notHeld++
 		}
 		return freed >= q || notHeld > n-q
-	}, nil)
-	return r.verdict(freed, notHeld, res, got, provider.ErrNotHeld)
+	})
+	err := r.verdict(freed, notHeld, errs, got, provider.ErrNotHeld)
+	f.finish(recv)
+	return err
 }
 
 // verdict classifies a call to every node that changes what it holds:
@@ -913,36 +1063,37 @@ func (r *Redlock) Extend(ctx context.Context, key, token string, ttl time.Durati
 		return provider.Grant{}, err
 	}
 	start := time.Now()
-	type result struct {
-		fence uint64
-		err   error
-	}
 	extended, notHeld := 0, 0
 	var fence uint64
 	n, q := len(r.nodes), r.quorum
-	res, got := ask(ctx, r, r.all(), r.timeout(ttl), func(ctx context.Context, _ int, node *Provider) result {
-		lock, _, _, _ := node.keys(key)
-		marker, _, _ := node.nodeKeys()
-		f, err := redlockExtend.Run(ctx, node.c, []string{lock, marker}, token, ms(ttl)).Int64()
-		if err == nil && f <= 0 {
+	k := r.keysOf(key, token)
+	f := r.newFanout(nil)
+	for i := range n {
+		rq := f.req(i, redlockExtend)
+		rq.keys = append(rq.keys, k.bLock, r.markers[i])
+		rq.args = append(rq.args, token, ms(ttl))
+		f.send(rq, r.timeout(ttl))
+	}
+	errs, got := f.errs, f.got
+	recv := f.wait(ctx, n, func(rq *nodeReq) bool {
+		v, _ := rq.res.(int64)
+		err := rq.err
+		if err == nil && v <= 0 {
 			err = provider.ErrNotHeld
 		}
-		return result{uint64(max(f, 0)), err}
-	}, func(_ int, x result) bool {
+		errs[rq.node], got[rq.node] = err, true
 		switch {
-		case x.err == nil:
+		case err == nil:
 			extended++
-			fence = max(fence, x.fence)
-		case errors.Is(x.err, provider.ErrNotHeld):
+			fence = max(fence, uint64(v))
+		case errors.Is(err, provider.ErrNotHeld):
 			notHeld++
 		}
 		return extended >= q || notHeld > n-q
-	}, nil)
-	errs := make([]error, n)
-	for i, x := range res {
-		errs[i] = x.err
-	}
-	if err := r.verdict(extended, notHeld, errs, got, provider.ErrNotHeld); err != nil {
+	})
+	err := r.verdict(extended, notHeld, errs, got, provider.ErrNotHeld)
+	f.finish(recv)
+	if err != nil {
 		return provider.Grant{}, err
 	}
 	if r.validity(start, ttl) <= 0 { // a quorum extended it, too late to count on
@@ -957,6 +1108,9 @@ func (r *Redlock) State(ctx context.Context, key string) (provider.State, error)
 	if err := usable(&r.closed, provider.CheckKey(key)); err != nil {
 		return provider.State{}, err
 	}
+	if err := ctx.Err(); err != nil {
+		return provider.State{}, provider.Unavailable(err)
+	}
 	type result struct {
 		st  provider.State
 		err error
@@ -964,22 +1118,30 @@ func (r *Redlock) State(ctx context.Context, key string) (provider.State, error)
 	n, q := len(r.nodes), r.quorum
 	tokens := make(map[string]int)
 	free := 0
-	res, got := ask(ctx, r, r.all(), r.nodeTimeout, func(ctx context.Context, _ int, node *Provider) result {
-		st, err := node.State(ctx, key)
-		return result{st, err}
-	}, func(_ int, x result) bool {
+	k := r.keysOf(key, "")
+	res, got := make([]result, n), make([]bool, n)
+	f := r.newFanout(nil)
+	for i := range n {
+		rq := f.req(i, redlockState)
+		rq.keys = append(rq.keys, k.bLock)
+		f.send(rq, r.nodeTimeout)
+	}
+	recv := f.wait(ctx, n, func(rq *nodeReq) bool {
+		st, err := nodeState(k.lock, rq.res, rq.err)
+		res[rq.node], got[rq.node] = result{st, err}, true
 		switch {
-		case x.err != nil:
-		case x.st.Held:
-			tokens[x.st.Token]++
-			if tokens[x.st.Token] >= q {
+		case err != nil:
+		case st.Held:
+			tokens[st.Token]++
+			if tokens[st.Token] >= q {
 				return true
 			}
 		default:
 			free++
 		}
 		return free > n-q
-	}, nil)
+	})
+	f.finish(recv)
 	answered := 0
 	var errs []error
 	byToken := make(map[string][]provider.State)
@@ -1015,31 +1177,62 @@ func (r *Redlock) State(ctx context.Context, key string) (provider.State, error)
 	return provider.State{}, nil
 }
 
+// nodeState reads one node's answer to the state script (as
+// Provider.State does).
+func nodeState(lock string, res any, err error) (provider.State, error) {
+	if err != nil {
+		return provider.State{}, err
+	}
+	if n, ok := res.(int64); ok && n == 0 {
+		return provider.State{}, fmt.Errorf("redisprovider: %w: %q holds a value lockproof did not write", provider.ErrNotHeld, lock)
+	}
+	arr, _ := res.([]any)
+	if len(arr) == 0 {
+		return provider.State{}, nil
+	}
+	if len(arr) == 3 {
+		token, _ := arr[0].(string)
+		fence, ok := parseFence(arr[1])
+		pttl, _ := arr[2].(int64)
+		if ok && token != "" {
+			return provider.State{Held: true, Token: token, Fence: fence, TTL: time.Duration(max(pttl, 0)) * time.Millisecond}, nil
+		}
+	}
+	return provider.State{}, fmt.Errorf("%w: state script returned %v", provider.ErrUnavailable, res)
+}
+
 // ForceRelease implements provider.Provider. It reports whether any node
 // had the key.
 func (r *Redlock) ForceRelease(ctx context.Context, key string) (bool, error) {
 	if err := usable(&r.closed, provider.CheckKey(key)); err != nil {
 		return false, err
 	}
+	n := len(r.nodes)
+	k := r.keysOf(key, "")
+	f := r.newFanout(nil)
+	for i := range n {
+		rq := f.req(i, redlockRelease)
+		rq.keys = append(rq.keys, k.bLock, k.bCounter, k.bWaiters, k.bTomb)
+		rq.args = append(rq.args, "", "release", r.nodes[i].channel, key, 0, 1, 0)
+		f.send(rq, r.nodeTimeout)
+	}
+	res, got := make([]error, n), make([]bool, n)
 	freed, notHeld := 0, 0
-	res, got := ask(ctx, r, r.all(), r.nodeTimeout, func(ctx context.Context, _ int, node *Provider) error {
-		lock, counter, _, waiters := node.keys(key)
-		v, err := redlockRelease.Run(ctx, node.c, []string{lock, counter, waiters, tombstone(lock, "")},
-			"", "release", node.channel, key, 0, 1, 0).Int64()
-		if err == nil && v != 1 {
-			return provider.ErrNotHeld
+	recv := f.wait(ctx, n, func(rq *nodeReq) bool {
+		err := rq.err
+		if v, _ := rq.res.(int64); err == nil && v != 1 {
+			err = provider.ErrNotHeld
 		}
-		return err
-	}, nil, nil)
-	for i, err := range res {
+		res[rq.node], got[rq.node] = err, true
 		switch {
-		case !got[i]:
 		case err == nil:
 			freed++
 		case errors.Is(err, provider.ErrNotHeld):
 			notHeld++
 		}
-	}
+		return false
+	})
+	f.finish(recv)
 	if freed > 0 {
 		return true, nil
 	}
@@ -1049,9 +1242,9 @@ func (r *Redlock) ForceRelease(ctx context.Context, key string) (bool, error) {
 	return false, nil
 }
 
-// Close stops admissions, waits for the goroutines that finish or undo
-// calls already returned (each bounded by NodeTimeout), and closes every
-// node's provider. It is idempotent and does not close the clients.
+// Close stops admissions, waits for the goroutines and node requests that
+// finish or undo calls already returned (each bounded by NodeTimeout),
+// stops the node workers, and closes every node's provider. It is idempotent and does not close the clients.
 func (r *Redlock) Close() error {
 	if r.closed.Swap(true) {
 		return nil
@@ -1061,6 +1254,8 @@ func (r *Redlock) Close() error {
 	r.bgClosed = true
 	r.bgMu.Unlock()
 	r.bg.Wait()
+	close(r.workerStop)
+	r.workerWG.Wait()
 	var errs []error
 	for _, n := range r.nodes {
 		errs = append(errs, n.Close())
