@@ -83,16 +83,12 @@ var (
 // granted (grant) once the store has it.
 func (s *Service) newLease(key, owner string) *Lease {
 	l := &Lease{svc: s, key: key}
-	var buf [64]byte
-	tok := s.appendToken(buf[:0], owner)
-	if len(tok) <= len(l.tokenBytes) {
-		n := copy(l.tokenBytes[:], tok)
-		// The bytes are never written again (a Lease is not reused), so
-		// the string may share them: one allocation for both.
-		l.token = unsafe.String(&l.tokenBytes[0], n)
-	} else {
-		l.token = string(tok)
-	}
+	// The token is written straight into tokenBytes when it fits, and
+	// otherwise into the new array that append makes. Either way the bytes
+	// are never written again (a Lease is not reused), so the string may
+	// share them: one allocation for the lease and its token.
+	tok := s.appendToken(l.tokenBytes[:0:len(l.tokenBytes)], owner)
+	l.token = unsafe.String(unsafe.SliceData(tok), len(tok))
 	return l
 }
 
@@ -452,12 +448,23 @@ func (l *Lease) Release(ctx context.Context) error {
 	if l == nil || l.svc == nil {
 		return opError("release", l.Key(), errZero)
 	}
-	done, lapsed := l.finish()
+	timed := l.svc.timedRel
+	done, lapsed := l.finish(timed != nil)
 	if !done {
 		return opError("release", l.key, errReleased)
 	}
-	err := l.svc.p.Release(ctx, l.svc.prefix+l.key, l.token)
-	l.end(errReleased)
+	var err error
+	if timed != nil {
+		// finish left the deadline to the store's own clock reading.
+		var at time.Time
+		at, err = timed.ReleaseAt(ctx, l.svc.storeKey(l.key), l.token)
+		if lapsed == nil {
+			lapsed = l.endAt(at)
+		}
+	} else {
+		err = l.svc.p.Release(ctx, l.svc.storeKey(l.key), l.token)
+		l.end(errReleased)
+	}
 	shared := l.svc.forget(l)
 	if err == nil {
 		if shared {
@@ -527,15 +534,7 @@ func (l *Lease) endThen(cause error, before func()) bool {
 		l.mu.Unlock()
 		return false
 	}
-	l.cause = cause
-	late := l.late
-	var cancel context.CancelCauseFunc
-	if late != nil {
-		if late.timer != nil {
-			late.timer.Stop()
-		}
-		cancel = late.cancel
-	}
+	cancel := l.endLocked(cause)
 	l.mu.Unlock()
 	if before != nil {
 		before()
@@ -544,6 +543,24 @@ func (l *Lease) endThen(cause error, before func()) bool {
 		cancel(cause)
 	}
 	return true
+}
+
+// endLocked records cause as why the lease ended, unless it had ended
+// already, and stops its timer. It returns the Context's cancel, if there
+// is one to call (after unlocking) with cause. l.mu is held.
+func (l *Lease) endLocked(cause error) context.CancelCauseFunc {
+	if l.cause != nil {
+		return nil
+	}
+	l.cause = cause
+	late := l.late
+	if late == nil {
+		return nil
+	}
+	if late.timer != nil {
+		late.timer.Stop()
+	}
+	return late.cancel
 }
 
 // startRenewal starts the goroutine that extends the lease at a third of
@@ -609,7 +626,7 @@ func (l *Lease) Detach() {
 	if l == nil || l.svc == nil {
 		return
 	}
-	if done, _ := l.finish(); done {
+	if done, _ := l.finish(false); done {
 		l.end(errDetached)
 		l.svc.forget(l)
 	}
@@ -618,9 +635,10 @@ func (l *Lease) Detach() {
 // finish marks the lease released, stops its expiry timer and its renewal
 // (waiting for the goroutine), and reports whether this call did it: only
 // the first of Release, Close and Detach goes on to end the lease. A lease
-// found past its deadline ends as lapsed first; cause is why the lease had
-// ended, if it had.
-func (l *Lease) finish() (done bool, cause error) {
+// found past its deadline ends as lapsed first, unless later says that the
+// caller will check the deadline itself, with a later clock reading
+// (lapsedAt); cause is why the lease had ended, if it had.
+func (l *Lease) finish(later bool) (done bool, cause error) {
 	l.mu.Lock()
 	if l.released {
 		l.mu.Unlock()
@@ -628,7 +646,7 @@ func (l *Lease) finish() (done bool, cause error) {
 	}
 	l.released = true
 	cause = l.cause
-	due := cause == nil && l.pastLocked()
+	due := cause == nil && !later && l.pastLocked()
 	var stop, wait chan struct{}
 	if late := l.late; late != nil {
 		if late.timer != nil {
@@ -651,6 +669,34 @@ func (l *Lease) finish() (done bool, cause error) {
 		l.mu.Unlock()
 	}
 	return true, cause
+}
+
+// endAt ends the lease after its release in the store, which read the
+// clock at at (the zero Time: it did not; the clock is read now). That is
+// finish's check of the deadline, made later: a lease past its deadline
+// then ends as lapsed, and endAt returns that cause; otherwise it ends as
+// released (as end(errReleased)).
+func (l *Lease) endAt(at time.Time) error {
+	var now time.Duration
+	if at.IsZero() {
+		now = l.since()
+	} else {
+		now = at.Sub(l.svc.epoch)
+	}
+	l.mu.Lock()
+	if l.cause == nil && !l.noExpiry && now >= l.expires {
+		l.mu.Unlock()
+		l.lose(errLapsed)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.cause
+	}
+	cancel := l.endLocked(errReleased)
+	l.mu.Unlock()
+	if cancel != nil {
+		cancel(errReleased)
+	}
+	return nil
 }
 
 // Restore returns a lease for h if the store confirms that h's token still

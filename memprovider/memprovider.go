@@ -17,7 +17,9 @@
 // clock: a hold lasts while now < Expires and the key is free from Expires
 // on. A lease that checks the clock against Expires (as locked.Lease does in
 // CheckLocal) therefore never calls itself held after the key was given
-// away.
+// away. Every Grant carries the clock reading it was made at (Grant.At), and
+// ReleaseAt (provider.ReleaseTimer) the release's, so that a caller need
+// not read the clock again.
 package memprovider
 
 import (
@@ -76,6 +78,7 @@ type waiter struct {
 	ttl   time.Duration
 	ready chan struct{} // closed once held or err is set, under the shard's mu
 	held  entry         // a copy of the grant, when ready without err
+	at    mono          // when it was granted
 	err   error
 }
 
@@ -131,7 +134,7 @@ func (p *Provider) TryAcquire(ctx context.Context, key, token string, ttl time.D
 	if held {
 		return provider.Grant{}, provider.ErrNotAcquired
 	}
-	return p.grantOf(s.take(key, e, token, ttl, now)), nil
+	return p.grantOf(s.take(key, e, token, ttl, now), now), nil
 }
 
 // Acquire implements provider.Provider. Waiters are served in FIFO order.
@@ -151,7 +154,7 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 	now := p.now()
 	e, held := s.settle(key, now)
 	if !held {
-		g := p.grantOf(s.take(key, e, token, ttl, now))
+		g := p.grantOf(s.take(key, e, token, ttl, now), now)
 		s.mu.Unlock()
 		return g, nil
 	}
@@ -166,13 +169,13 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 	for {
 		select {
 		case <-w.ready:
-			return p.grantOf(&w.held), w.err
+			return p.grantOf(&w.held, w.at), w.err
 		case <-ctx.Done():
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			select {
 			case <-w.ready: // granted meanwhile: the caller has it
-				return p.grantOf(&w.held), w.err
+				return p.grantOf(&w.held, w.at), w.err
 			default:
 			}
 			s.dequeue(key, w)
@@ -191,22 +194,41 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 // Release implements provider.Provider. If waiters queue on key, the head
 // of the queue becomes the holder.
 func (p *Provider) Release(ctx context.Context, key, token string) error {
+	_, err := p.release(key, token)
+	return err
+}
+
+var _ provider.ReleaseTimer = (*Provider)(nil)
+
+// ReleaseAt implements provider.ReleaseTimer: it is Release, and returns
+// the clock reading that Release compared with the hold's expiry.
+func (p *Provider) ReleaseAt(ctx context.Context, key, token string) (time.Time, error) {
+	now, err := p.release(key, token)
+	if now < 0 {
+		return time.Time{}, err
+	}
+	return p.time(now), err
+}
+
+// release is Release, returning the clock reading it decided at (-1 if it
+// took none).
+func (p *Provider) release(key, token string) (mono, error) {
 	if err := cmp.Or(provider.CheckKey(key), provider.CheckToken(token)); err != nil {
-		return err
+		return -1, err
 	}
 	s := p.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p.closed.Load() {
-		return provider.ErrClosed
+		return -1, provider.ErrClosed
 	}
 	now := p.now()
 	e, held := s.settle(key, now)
 	if !held || e.token != token {
-		return provider.ErrNotHeld
+		return now, provider.ErrNotHeld
 	}
 	s.release(e, now)
-	return nil
+	return now, nil
 }
 
 // Extend implements provider.Provider.
@@ -226,7 +248,7 @@ func (p *Provider) Extend(ctx context.Context, key, token string, ttl time.Durat
 		return provider.Grant{}, provider.ErrNotHeld
 	}
 	e.expires = now + mono(ttl)
-	return p.grantOf(e), nil
+	return p.grantOf(e, now), nil
 }
 
 // State implements provider.Provider.
@@ -375,7 +397,7 @@ func (s *shard) handoff(e *entry, now mono) {
 	if len(e.queue) == 0 {
 		e.queue = nil
 	}
-	w.held = *s.take("", e, w.token, w.ttl, now)
+	w.held, w.at = *s.take("", e, w.token, w.ttl, now), now
 	close(w.ready)
 }
 
@@ -395,8 +417,9 @@ func (s *shard) take(key string, e *entry, token string, ttl time.Duration, now 
 	return e
 }
 
-func (p *Provider) grantOf(e *entry) provider.Grant {
-	return provider.Grant{Fence: e.fence, Expires: p.time(e.expires)}
+// grantOf returns the grant of e, made at now: At is that reading.
+func (p *Provider) grantOf(e *entry, now mono) provider.Grant {
+	return provider.Grant{Fence: e.fence, Expires: p.time(e.expires), At: p.time(now)}
 }
 
 // release frees e for a Release or ForceRelease, and sweeps once releases

@@ -81,6 +81,13 @@ type Grant struct {
 	// before the request was sent, minus any clock-drift allowance, so the
 	// store's own expiry is never earlier than this instant.
 	Expires time.Time
+
+	// At is a reading of this process's clock (with its monotonic
+	// reading) taken after the store made the grant, during the call: for
+	// an in-process store, the instant of the grant. Callers may use it
+	// instead of reading the clock again when the call returns. The zero
+	// Time means the provider took no such reading.
+	At time.Time
 }
 
 // State is a snapshot of one key.
@@ -143,6 +150,17 @@ type Provider interface {
 	// Later calls return ErrClosed; Close itself is idempotent and returns
 	// nil after the first call.
 	Close() error
+}
+
+// ReleaseTimer is implemented by a Provider whose Release reads this
+// process's clock to decide whether the hold has lapsed (an in-process
+// store: memprovider). ReleaseAt is Release that also returns that reading
+// (with its monotonic reading), taken during the call, so that a caller
+// that must compare its own deadline with the clock need not read it again.
+// at is the zero Time if the call returned before reading the clock (bad
+// input, a closed provider).
+type ReleaseTimer interface {
+	ReleaseAt(ctx context.Context, key, token string) (at time.Time, err error)
 }
 
 // CheckKey returns an *ArgError if key is empty. With CheckToken and
