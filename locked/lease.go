@@ -369,7 +369,11 @@ func (l *Lease) TTL() time.Duration {
 func (l *Lease) NoExpiry() bool { return l != nil && l.noExpiry }
 
 // AcquiredAt returns when the acquire that granted the lease began (for a
-// restored lease, when Restore ran).
+// restored lease, when Restore ran). For a TryAcquire on a provider that
+// keeps its holds on this process's clock (provider.LocalClock:
+// memprovider), it is the instant the provider granted it, which the
+// provider reads anyway: later than the call's start by the provider's
+// own work up to that reading (tens of nanoseconds on memprovider).
 func (l *Lease) AcquiredAt() time.Time {
 	if l == nil || l.svc == nil {
 		return time.Time{}
@@ -448,16 +452,16 @@ func (l *Lease) Release(ctx context.Context) error {
 	if l == nil || l.svc == nil {
 		return opError("release", l.Key(), errZero)
 	}
-	timed := l.svc.timedRel
-	done, lapsed := l.finish(timed != nil)
+	local := l.svc.local
+	done, lapsed := l.finish(local != nil)
 	if !done {
 		return opError("release", l.key, errReleased)
 	}
 	var err error
-	if timed != nil {
+	if local != nil {
 		// finish left the deadline to the store's own clock reading.
 		var at time.Time
-		at, err = timed.ReleaseAt(ctx, l.svc.storeKey(l.key), l.token)
+		at, err = local.ReleaseAt(ctx, l.svc.storeKey(l.key), l.token)
 		if lapsed == nil {
 			lapsed = l.endAt(at)
 		}
@@ -470,7 +474,9 @@ func (l *Lease) Release(ctx context.Context) error {
 		if shared {
 			l.svc.endLocal(l.key, l.token, errReleased) // a WithReentrant lease on the same hold
 		}
-		l.svc.events.emit(Event{Type: Released, Key: l.key, Fence: l.fence, Token: l.token})
+		if l.svc.events.on() {
+			l.svc.events.emit(Event{Type: Released, Key: l.key, Fence: l.fence, Token: l.token})
+		}
 	}
 	if lapsed != nil && (err == nil || errors.Is(err, ErrNotHeld)) {
 		// The lease had ended here before Release (expired or lost): say

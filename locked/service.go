@@ -20,7 +20,7 @@ import (
 // Service does not own its provider: close the provider after the Service.
 type Service struct {
 	p          provider.Provider
-	timedRel   provider.ReleaseTimer // p, if its Release reports its clock reading; else nil
+	local      provider.LocalClock // p, if it keeps holds on this process's clock; else nil
 	ttl        time.Duration
 	timeout    time.Duration
 	noTimeout  bool
@@ -94,7 +94,7 @@ func New(p provider.Provider, opts *Options) (*Service, error) {
 		epoch:      time.Now(),
 	}
 	s.defaults = s.defaultOptions()
-	s.timedRel, _ = p.(provider.ReleaseTimer)
+	s.local, _ = p.(provider.LocalClock)
 	s.life, s.endLife = context.WithCancel(context.Background())
 	if o.Namespace != "" {
 		s.prefix = o.Namespace + ":"
@@ -166,10 +166,18 @@ func (s *Service) acquire(ctx context.Context, key string, wait bool, opts []Cal
 	defer s.inflight.Done()
 	l := s.newLease(key, o.owner)
 	minted := l.token
-	start := time.Since(s.epoch)
+	// A TryAcquire on a LocalClock provider reads no clock here: its grant
+	// tells when it was made, and the call does not wait.
+	timed := wait || s.local == nil
+	var start time.Duration
+	if timed {
+		start = time.Since(s.epoch)
+	}
 	g, err := s.take(ctx, key, &l.token, wait, o)
 	token := l.token
-	s.stats.waited.Add(int64(s.doneAt(g, err, wait) - start))
+	if timed {
+		s.stats.waited.Add(int64(time.Since(s.epoch) - start))
+	}
 	if err != nil && ctx.Err() == nil && s.life.Err() != nil && errors.Is(err, context.Canceled) {
 		err = ErrClosed // the wait was ended by Close, not by the caller
 	}
@@ -179,6 +187,9 @@ func (s *Service) acquire(ctx context.Context, key string, wait bool, opts []Cal
 		s.events.emit(Event{Type: AcquireFailed, Key: key, Token: token, Err: err})
 		return nil, err
 	}
+	if !timed {
+		start = g.Expires.Sub(s.epoch) - o.ttl // the instant of the grant (provider.LocalClock)
+	}
 	l.grant(g, o, chain, start)
 	if !s.track(l, token != minted) { // closed while we waited: give it back
 		_ = s.p.Release(context.WithoutCancel(ctx), s.prefix+key, token)
@@ -186,7 +197,9 @@ func (s *Service) acquire(ctx context.Context, key string, wait bool, opts []Cal
 		return nil, opError("acquire", key, ErrClosed)
 	}
 	s.stats.acquired.Add(1)
-	s.events.emit(Event{Type: Acquired, Key: key, Fence: g.Fence, Token: token})
+	if s.events.on() {
+		s.events.emit(Event{Type: Acquired, Key: key, Fence: g.Fence, Token: token})
+	}
 	if o.autoRenew {
 		l.startRenewal()
 	}
@@ -199,17 +212,6 @@ func (s *Service) storeKey(key string) string {
 		return key // no concatenation on the common path
 	}
 	return s.prefix + key
-}
-
-// doneAt returns when an acquire that asked the store for g (err) ended,
-// since s.epoch: the provider's own reading of the clock for a grant made
-// without waiting, when it gives one (Grant.At); otherwise, or after a wait
-// (which also ends with the waiter waking), the clock now.
-func (s *Service) doneAt(g provider.Grant, err error, wait bool) time.Duration {
-	if err == nil && !wait && !g.At.IsZero() {
-		return g.At.Sub(s.epoch)
-	}
-	return time.Since(s.epoch)
 }
 
 // take asks the store for key. With WithReentrant, a hold of the same
@@ -319,27 +321,7 @@ func (s *Service) appendToken(b []byte, owner string) []byte {
 		b = append(b, s.instance...)
 	}
 	b = append(b, '/')
-	return appendBase36(b, s.seq.Add(1))
-}
-
-// appendBase36 appends n in base 36 (digits 0-9a-z), as
-// strconv.AppendUint(b, n, 36) does. strconv takes the base as a variable
-// and so divides once per digit; the constant 36 here lets the compiler
-// multiply instead, which took a tenth off an uncontended TryAcquire +
-// Release on memprovider (docs/decisions.md).
-func appendBase36(b []byte, n uint64) []byte {
-	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-	var buf [13]byte // 36^13 > 2^64
-	i := len(buf)
-	for n >= 36 {
-		q := n / 36
-		i--
-		buf[i] = digits[n-q*36]
-		n = q
-	}
-	i--
-	buf[i] = digits[n]
-	return append(b, buf[i:]...)
+	return strconv.AppendUint(b, s.seq.Add(1), 36)
 }
 
 // instanceBytes is the randomness of a Service's instance ID: 96 bits, so
@@ -446,7 +428,7 @@ type Stats struct {
 	Acquired      uint64        // acquires that succeeded (Restore included)
 	AcquireFailed uint64        // acquires that returned an error
 	Lost          uint64        // leases that lapsed or were found taken over
-	WaitDuration  time.Duration // total time spent in acquires
+	WaitDuration  time.Duration // total time spent in acquires (a TryAcquire on a provider.LocalClock, which does not wait, adds nothing)
 }
 
 type counters struct {

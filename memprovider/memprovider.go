@@ -17,9 +17,9 @@
 // clock: a hold lasts while now < Expires and the key is free from Expires
 // on. A lease that checks the clock against Expires (as locked.Lease does in
 // CheckLocal) therefore never calls itself held after the key was given
-// away. Every Grant carries the clock reading it was made at (Grant.At), and
-// ReleaseAt (provider.ReleaseTimer) the release's, so that a caller need
-// not read the clock again.
+// away. The Provider is a provider.LocalClock: Expires minus the TTL is the
+// reading the grant was made at, and ReleaseAt returns the reading a
+// release was decided at, so that a caller need not read the clock again.
 package memprovider
 
 import (
@@ -78,7 +78,6 @@ type waiter struct {
 	ttl   time.Duration
 	ready chan struct{} // closed once held or err is set, under the shard's mu
 	held  entry         // a copy of the grant, when ready without err
-	at    mono          // when it was granted
 	err   error
 }
 
@@ -134,7 +133,7 @@ func (p *Provider) TryAcquire(ctx context.Context, key, token string, ttl time.D
 	if held {
 		return provider.Grant{}, provider.ErrNotAcquired
 	}
-	return p.grantOf(s.take(key, e, token, ttl, now), now), nil
+	return p.grantOf(s.take(key, e, token, ttl, now)), nil
 }
 
 // Acquire implements provider.Provider. Waiters are served in FIFO order.
@@ -154,7 +153,7 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 	now := p.now()
 	e, held := s.settle(key, now)
 	if !held {
-		g := p.grantOf(s.take(key, e, token, ttl, now), now)
+		g := p.grantOf(s.take(key, e, token, ttl, now))
 		s.mu.Unlock()
 		return g, nil
 	}
@@ -169,13 +168,13 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 	for {
 		select {
 		case <-w.ready:
-			return p.grantOf(&w.held, w.at), w.err
+			return p.grantOf(&w.held), w.err
 		case <-ctx.Done():
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			select {
 			case <-w.ready: // granted meanwhile: the caller has it
-				return p.grantOf(&w.held, w.at), w.err
+				return p.grantOf(&w.held), w.err
 			default:
 			}
 			s.dequeue(key, w)
@@ -198,10 +197,10 @@ func (p *Provider) Release(ctx context.Context, key, token string) error {
 	return err
 }
 
-var _ provider.ReleaseTimer = (*Provider)(nil)
+var _ provider.LocalClock = (*Provider)(nil)
 
-// ReleaseAt implements provider.ReleaseTimer: it is Release, and returns
-// the clock reading that Release compared with the hold's expiry.
+// ReleaseAt implements provider.LocalClock: it is Release, and returns the
+// clock reading that Release compared with the hold's expiry.
 func (p *Provider) ReleaseAt(ctx context.Context, key, token string) (time.Time, error) {
 	now, err := p.release(key, token)
 	if now < 0 {
@@ -213,8 +212,8 @@ func (p *Provider) ReleaseAt(ctx context.Context, key, token string) (time.Time,
 // release is Release, returning the clock reading it decided at (-1 if it
 // took none).
 func (p *Provider) release(key, token string) (mono, error) {
-	if err := cmp.Or(provider.CheckKey(key), provider.CheckToken(token)); err != nil {
-		return -1, err
+	if key == "" || token == "" {
+		return -1, cmp.Or(provider.CheckKey(key), provider.CheckToken(token))
 	}
 	s := p.shard(key)
 	s.mu.Lock()
@@ -248,7 +247,7 @@ func (p *Provider) Extend(ctx context.Context, key, token string, ttl time.Durat
 		return provider.Grant{}, provider.ErrNotHeld
 	}
 	e.expires = now + mono(ttl)
-	return p.grantOf(e, now), nil
+	return p.grantOf(e), nil
 }
 
 // State implements provider.Provider.
@@ -397,7 +396,7 @@ func (s *shard) handoff(e *entry, now mono) {
 	if len(e.queue) == 0 {
 		e.queue = nil
 	}
-	w.held, w.at = *s.take("", e, w.token, w.ttl, now), now
+	w.held = *s.take("", e, w.token, w.ttl, now)
 	close(w.ready)
 }
 
@@ -417,9 +416,10 @@ func (s *shard) take(key string, e *entry, token string, ttl time.Duration, now 
 	return e
 }
 
-// grantOf returns the grant of e, made at now: At is that reading.
-func (p *Provider) grantOf(e *entry, now mono) provider.Grant {
-	return provider.Grant{Fence: e.fence, Expires: p.time(e.expires), At: p.time(now)}
+// grantOf returns the grant of e. Its Expires is the clock reading at the
+// grant plus the TTL, as provider.LocalClock promises (see take).
+func (p *Provider) grantOf(e *entry) provider.Grant {
+	return provider.Grant{Fence: e.fence, Expires: p.time(e.expires)}
 }
 
 // release frees e for a Release or ForceRelease, and sweeps once releases

@@ -81,13 +81,6 @@ type Grant struct {
 	// before the request was sent, minus any clock-drift allowance, so the
 	// store's own expiry is never earlier than this instant.
 	Expires time.Time
-
-	// At is a reading of this process's clock (with its monotonic
-	// reading) taken after the store made the grant, during the call: for
-	// an in-process store, the instant of the grant. Callers may use it
-	// instead of reading the clock again when the call returns. The zero
-	// Time means the provider took no such reading.
-	At time.Time
 }
 
 // State is a snapshot of one key.
@@ -152,14 +145,24 @@ type Provider interface {
 	Close() error
 }
 
-// ReleaseTimer is implemented by a Provider whose Release reads this
-// process's clock to decide whether the hold has lapsed (an in-process
-// store: memprovider). ReleaseAt is Release that also returns that reading
-// (with its monotonic reading), taken during the call, so that a caller
-// that must compare its own deadline with the clock need not read it again.
-// at is the zero Time if the call returned before reading the clock (bad
-// input, a closed provider).
-type ReleaseTimer interface {
+// LocalClock is implemented by a Provider that keeps its holds on this
+// process's monotonic clock (an in-process store: memprovider), so that a
+// caller can learn from its answers the clock readings it made, instead of
+// reading the clock again:
+//
+//   - every Grant it returns is exact: Expires is the provider's clock
+//     reading at the grant plus the TTL asked for (so Expires minus the TTL
+//     is the instant of the grant), and the hold ends at Expires, not
+//     later;
+//   - ReleaseAt is Release that also returns the clock reading (with its
+//     monotonic reading) at which it found the hold held or not; the zero
+//     Time if it returned before reading the clock (bad input, a closed
+//     provider).
+//
+// A wrapper that changes the grants or the releases of a LocalClock
+// provider it embeds must not pass this interface on.
+type LocalClock interface {
+	Provider
 	ReleaseAt(ctx context.Context, key, token string) (at time.Time, err error)
 }
 
