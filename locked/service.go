@@ -41,11 +41,11 @@ type Service struct {
 	endLife context.CancelFunc // ends life
 
 	mu sync.Mutex
-	// leases (and the leases' prev, next, tracked and shared), closed and
-	// the additions to inflight are guarded by mu.
+	// leases (and the leases' prev, next, tracked and shared) and closed
+	// are guarded by mu.
 	leases   *Lease // the open leases, released by Close: a list through Lease.prev and next
 	closed   bool
-	inflight sync.WaitGroup // acquires that may still mint a lease; Close waits for them
+	inflight inflight // acquires that may still mint a lease; Close waits for them
 }
 
 // New returns a Service that takes locks from p. opts may be nil.
@@ -96,6 +96,7 @@ func New(p provider.Provider, opts *Options) (*Service, error) {
 	s.defaults = s.defaultOptions()
 	s.local, _ = p.(provider.LocalClock)
 	s.life, s.endLife = context.WithCancel(context.Background())
+	s.inflight.drained = make(chan struct{})
 	if o.Namespace != "" {
 		s.prefix = o.Namespace + ":"
 	}
@@ -163,7 +164,7 @@ func (s *Service) acquire(ctx context.Context, key string, wait bool, opts []Cal
 	case !s.enter():
 		return nil, opError("acquire", key, ErrClosed)
 	}
-	defer s.inflight.Done()
+	defer s.inflight.leave()
 	l := s.newLease(key, o.owner)
 	minted := l.token
 	// A TryAcquire on a LocalClock provider reads no clock here: its grant
@@ -511,23 +512,55 @@ func (s *Service) Close() error {
 	// waiter as the leases below are released is given back while the
 	// provider is still open, before Close returns.
 	s.endLife()
-	s.inflight.Wait()
+	s.inflight.close()
 	for _, l := range s.open() {
 		_ = l.Close() // a lapsed lease reports ErrNotHeld; nothing to do about it here
 	}
 	return nil
 }
 
-// enter registers an acquire in flight, unless the Service is closed.
-func (s *Service) enter() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+// enter registers an acquire in flight, unless the Service is closed; the
+// acquire calls s.inflight.leave when it is done.
+func (s *Service) enter() bool { return s.inflight.enter() }
+
+// inflight counts the acquires that may still mint a lease, so that Close
+// can wait for them. Entering and leaving are one atomic add each (a mutex
+// and a sync.WaitGroup cost several times that on an uncontended acquire).
+type inflight struct {
+	n       atomic.Int64  // the acquires in flight, plus closing once close began
+	drained chan struct{} // closed when close has begun and none is in flight
+	once    sync.Once     // closes drained
+}
+
+// closing is added to inflight.n by close: far above any count in flight.
+const closing = 1 << 62
+
+// enter registers an acquire, unless close has begun.
+func (f *inflight) enter() bool {
+	if f.n.Add(1) >= closing {
+		f.leave()
 		return false
 	}
-	s.inflight.Add(1)
 	return true
 }
+
+// leave ends an acquire that enter registered (or that it refused).
+func (f *inflight) leave() {
+	if f.n.Add(-1) == closing {
+		f.drain()
+	}
+}
+
+// close makes later enters fail and waits for the acquires in flight.
+// It is called once.
+func (f *inflight) close() {
+	if f.n.Add(closing) == closing {
+		f.drain()
+	}
+	<-f.drained
+}
+
+func (f *inflight) drain() { f.once.Do(func() { close(f.drained) }) }
 
 func (s *Service) isClosed() bool {
 	s.mu.Lock()
