@@ -29,6 +29,7 @@ type Service struct {
 	autoRenew  bool
 	owner      string
 	instance   string        // unique per Service, in every token: see newInstance
+	tokenHead  string        // what appendToken writes before the seq for owner
 	prefix     string        // namespace + ":" or ""
 	seq        atomic.Uint64 // numbers this Service's tokens
 	epoch      time.Time     // leases keep their times as durations since it
@@ -94,6 +95,7 @@ func New(p provider.Provider, opts *Options) (*Service, error) {
 		epoch:      time.Now(),
 	}
 	s.defaults = s.defaultOptions()
+	s.tokenHead = string(s.appendTokenHead(nil, s.owner))
 	s.local, _ = p.(provider.LocalClock)
 	s.life, s.endLife = context.WithCancel(context.Background())
 	s.inflight.drained = make(chan struct{})
@@ -316,13 +318,22 @@ func (s *Service) reenter(ctx context.Context, sk string, token *string, o *call
 // instance is left out ("owner//seq"): the owner already makes the token
 // unique, since no other Service has that instance. See docs/decisions.md.
 func (s *Service) appendToken(b []byte, owner string) []byte {
+	if owner == s.owner {
+		b = append(b, s.tokenHead...) // made once, by New
+	} else {
+		b = s.appendTokenHead(b, owner)
+	}
+	return strconv.AppendUint(b, s.seq.Add(1), 36)
+}
+
+// appendTokenHead appends the part of owner's tokens before the seq.
+func (s *Service) appendTokenHead(b []byte, owner string) []byte {
 	b = append(b, owner...)
 	b = append(b, '/')
 	if owner != s.instance {
 		b = append(b, s.instance...)
 	}
-	b = append(b, '/')
-	return strconv.AppendUint(b, s.seq.Add(1), 36)
+	return append(b, '/')
 }
 
 // instanceBytes is the randomness of a Service's instance ID: 96 bits, so
