@@ -447,7 +447,10 @@ func (l *Lease) StopAutoRenew() {
 // then left to its current holder, if any. A lease whose TTL ran out before
 // Release reports ErrExpired, even if the store (whose expiry is never
 // earlier than the local one) still had the hold and this call freed it:
-// the work done since the expiry was not protected.
+// the work done since the expiry was not protected. (On a
+// provider.LocalClock, such as memprovider, the deadline is compared with
+// the clock reading the provider's release made, so a TTL that runs out
+// during the call counts too.)
 func (l *Lease) Release(ctx context.Context) error {
 	if l == nil || l.svc == nil {
 		return opError("release", l.Key(), errZero)
@@ -642,8 +645,8 @@ func (l *Lease) Detach() {
 // (waiting for the goroutine), and reports whether this call did it: only
 // the first of Release, Close and Detach goes on to end the lease. A lease
 // found past its deadline ends as lapsed first, unless later says that the
-// caller will check the deadline itself, with a later clock reading
-// (lapsedAt); cause is why the lease had ended, if it had.
+// caller checks the deadline itself, with a later clock reading (endAt);
+// cause is why the lease had ended, if it had.
 func (l *Lease) finish(later bool) (done bool, cause error) {
 	l.mu.Lock()
 	if l.released {
