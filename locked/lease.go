@@ -487,6 +487,9 @@ func (l *Lease) Release(ctx context.Context) error {
 		// the work done under the lease was no longer protected.
 		return opError("release", l.key, lapsed)
 	}
+	if err == nil {
+		return nil
+	}
 	return opError("release", l.key, err)
 }
 

@@ -161,7 +161,7 @@ func (s *Service) acquire(ctx context.Context, key string, wait bool, opts []Cal
 		return nil, opError("acquire", key, o.bad)
 	case key == "":
 		return nil, opError("acquire", key, provider.CheckKey(key))
-	case !o.reentrant && s.heldInChain(chain, key):
+	case chain != nil && !o.reentrant && s.heldInChain(chain, key):
 		return nil, opError("acquire", key, ErrNested)
 	case !s.enter():
 		return nil, opError("acquire", key, ErrClosed)
