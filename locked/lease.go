@@ -96,7 +96,10 @@ func (s *Service) newLease(key, owner string) *Lease {
 func (l *Lease) grant(g provider.Grant, o *callOptions, parent *chainNode, acquired time.Duration) {
 	l.fence, l.ttl, l.noExpiry = g.Fence, o.ttl, o.noExpiry
 	l.acquired, l.expires = acquired, g.Expires.Sub(l.svc.epoch)
-	l.chain = chainNode{lease: l, parent: parent}
+	l.chain.lease = l
+	if parent != nil { // nil already: no write (see Service.track)
+		l.chain.parent = parent
+	}
 }
 
 // since returns the time since the Service's epoch: one monotonic clock

@@ -435,12 +435,15 @@ func (s *Service) ForceRelease(ctx context.Context, key string) (bool, error) {
 
 // Stats are a Service's counters, like database/sql's DBStats.
 type Stats struct {
-	Open          int           // leases handed out and not yet ended here
-	AutoRenewing  int           // of those, how many renew themselves
-	Acquired      uint64        // acquires that succeeded (Restore included)
-	AcquireFailed uint64        // acquires that returned an error
-	Lost          uint64        // leases that lapsed or were found taken over
-	WaitDuration  time.Duration // total time spent in acquires (a TryAcquire on a provider.LocalClock, which does not wait, adds nothing)
+	Open          int    // leases handed out and not yet ended here
+	AutoRenewing  int    // of those, how many renew themselves
+	Acquired      uint64 // acquires that succeeded (Restore included)
+	AcquireFailed uint64 // acquires that returned an error
+	Lost          uint64 // leases that lapsed or were found taken over
+	// WaitDuration is the total time spent in acquires. A TryAcquire on a
+	// provider.LocalClock (memprovider), which does not wait, adds
+	// nothing: the Service reads no clock for it.
+	WaitDuration time.Duration
 }
 
 type counters struct {
@@ -599,8 +602,12 @@ func (s *Service) track(l *Lease, mayShare bool) bool {
 		}
 	}
 	l.tracked = true
-	l.prev, l.next = nil, s.leases
+	// l.prev and l.next are nil (a lease is tracked once), and pointers
+	// are written only where they change: each write costs a GC write
+	// barrier while a collection runs, which an allocating loop of
+	// acquires keeps running much of the time.
 	if s.leases != nil {
+		l.next = s.leases
 		s.leases.prev = l
 	}
 	s.leases = l
@@ -618,15 +625,18 @@ func (s *Service) forget(l *Lease) (shared bool) {
 	if !l.tracked {
 		return false
 	}
-	if l.prev != nil {
-		l.prev.next = l.next
+	prev, next := l.prev, l.next
+	if prev != nil {
+		prev.next = next
+		l.prev = nil
 	} else {
-		s.leases = l.next
+		s.leases = next
 	}
-	if l.next != nil {
-		l.next.prev = l.prev
+	if next != nil {
+		next.prev = prev
+		l.next = nil
 	}
-	l.prev, l.next, l.tracked = nil, nil, false
+	l.tracked = false // (pointers written only where they change: see track)
 	return l.shared
 }
 
