@@ -224,3 +224,25 @@ func TestReleaseWithoutProviderReading(t *testing.T) {
 	require.ErrorIs(t, context.Cause(lapsed.Context()), locked.ErrExpired, "the lapse is seen on the Service's clock")
 	assert.Equal(t, uint64(1), s.Stats().Lost)
 }
+
+// The open leases stay a consistent list whichever end or middle leaves
+// it: Stats and Close see exactly the leases not yet ended.
+func TestOpenLeasesList(t *testing.T) {
+	p := newProvider(t)
+	s, err := locked.New(p, nil)
+	require.NoError(t, err)
+	leases := make([]*locked.Lease, 6)
+	for i := range leases {
+		leases[i] = mustAcquire(t, s, uniqueKey(t, string(rune('a'+i))))
+	}
+	// Newest first in the list: 5 is its head, 0 its tail.
+	for n, i := range []int{3, 5, 0} { // middle, head, tail
+		require.NoError(t, leases[i].Release(t.Context()))
+		require.Equal(t, len(leases)-n-1, s.Stats().Open)
+	}
+	require.NoError(t, s.Close())
+	for i, l := range leases {
+		require.ErrorIs(t, l.Release(t.Context()), locked.ErrNotHeld, "lease %d ended by Release or Close", i)
+		require.False(t, p.IsLocked(l.Key()), "lease %d's key is free", i)
+	}
+}
