@@ -236,7 +236,7 @@ func TestOpenLeasesList(t *testing.T) {
 		leases[i] = mustAcquire(t, s, uniqueKey(t, string(rune('a'+i))))
 	}
 	// Newest first in the list: 5 is its head, 0 its tail.
-	for n, i := range []int{3, 5, 0} { // middle, head, tail
+	for n, i := range []int{3, 2, 5, 0} { // middle, its neighbour, head, tail
 		require.NoError(t, leases[i].Release(t.Context()))
 		require.Equal(t, len(leases)-n-1, s.Stats().Open)
 	}
