@@ -246,3 +246,15 @@ func TestOpenLeasesList(t *testing.T) {
 		require.False(t, p.IsLocked(l.Key()), "lease %d's key is free", i)
 	}
 }
+
+// A lease without expiry on a LocalClock is acquired at its grant's
+// instant too (its century-long TTL is taken off exactly).
+func TestAcquiredAtNoExpiry(t *testing.T) {
+	s := newService(t, newProvider(t), nil)
+	before := time.Now()
+	l := mustAcquire(t, s, uniqueKey(t, "k"), locked.WithNoExpiry())
+	after := time.Now()
+	require.True(t, l.NoExpiry())
+	require.False(t, l.AcquiredAt().Before(before), "AcquiredAt %v before the call began", l.AcquiredAt())
+	require.False(t, l.AcquiredAt().After(after), "AcquiredAt %v after the call returned", l.AcquiredAt())
+}
