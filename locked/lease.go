@@ -93,14 +93,25 @@ func (s *Service) newLease(key, owner string) *Lease {
 }
 
 // grant fills in what the store granted, and the call that asked.
+// acquired is when the acquire began, since the Service's epoch, or
+// atGrant: the grant's own instant, Expires minus the TTL, as a
+// provider.LocalClock's grants are exact.
 func (l *Lease) grant(g provider.Grant, o *callOptions, parent *chainNode, acquired time.Duration) {
 	l.fence, l.ttl, l.noExpiry = g.Fence, o.ttl, o.noExpiry
-	l.acquired, l.expires = acquired, g.Expires.Sub(l.svc.epoch)
+	l.expires = g.Expires.Sub(l.svc.epoch)
+	if acquired == atGrant {
+		acquired = l.expires - o.ttl
+	}
+	l.acquired = acquired
 	l.chain.lease = l
 	if parent != nil { // nil already: no write (see Service.track)
 		l.chain.parent = parent
 	}
 }
+
+// atGrant, as grant's acquired, asks for the grant's own instant: no
+// reading since the epoch is negative.
+const atGrant time.Duration = -1
 
 // since returns the time since the Service's epoch: one monotonic clock
 // reading, cheaper than time.Now.

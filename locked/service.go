@@ -191,7 +191,7 @@ func (s *Service) acquire(ctx context.Context, key string, wait bool, opts []Cal
 		return nil, err
 	}
 	if !timed {
-		start = g.Expires.Sub(s.epoch) - o.ttl // the instant of the grant (provider.LocalClock)
+		start = atGrant // the instant of the grant (provider.LocalClock)
 	}
 	l.grant(g, o, chain, start)
 	if !s.track(l, token != minted) { // closed while we waited: give it back
