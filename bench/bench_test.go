@@ -34,6 +34,7 @@ var headline = []string{
 	"handoff_util_redsync_default",
 	"handoff_maxwait_vs_fair",
 	"mem_uncontended_vs_syncmutex",
+	"service_uncontended_vs_syncmutex",
 	"redlock3_vs_redsync3",
 	"entity_cycle_vs_floor",
 	"tput_c1_lockproof_vs_redislock",

@@ -98,6 +98,7 @@ func (r *results) ratios() []ratio {
 		{"handoff_p99wait_vs_fair", waitVsFair("lockproof", true), "lockproof p99 wait ÷ (W·H)"},
 		{"handoff_maxwait_vs_fair_memprovider", waitVsFair("memprovider", false), "memprovider max wait ÷ (W·H)"},
 		{"mem_uncontended_vs_syncmutex", ns("mem_memprovider", "mem_syncmutex"), "memprovider TryAcquire+Release ÷ sync.Mutex Lock+Unlock"},
+		{"service_uncontended_vs_syncmutex", ns("mem_service", "mem_syncmutex"), "locked.Service TryAcquire+Release on memprovider ÷ sync.Mutex Lock+Unlock"},
 		{"redlock3_vs_redsync3", ns("redlock3_lockproof", "redlock3_redsync"), "lockproof Redlock (3 nodes) ÷ redsync (3 pools)"},
 		{"redlock3_vs_floor3", ns("redlock3_lockproof", "redlock3_floor"), "lockproof Redlock ÷ parallel SET NX PX + DEL on 3 nodes"},
 	}
@@ -218,6 +219,7 @@ var targets = []target{
 	{"contended utilisation ≥ 0.80", "handoff_util_lockproof", 0.80, false},
 	{"contended max wait ≤ 1.5 × W × H", "handoff_maxwait_vs_fair", 1.5, true},
 	{"memprovider uncontended ≤ 10 × sync.Mutex", "mem_uncontended_vs_syncmutex", 10, true},
+	{"locked.Service on memprovider uncontended ≤ 50 × sync.Mutex", "service_uncontended_vs_syncmutex", 50, true},
 	{"pgprovider acquire+release ≤ 1.2 × raw INSERT ON CONFLICT + DELETE", "pg_uncontended_vs_floor", 1.2, true},
 	{"pgprovider contended max wait ≤ 1.5 × W × H", "pg_handoff_maxwait_vs_fair", 1.5, true},
 }

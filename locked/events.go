@@ -93,6 +93,10 @@ func (ev *events) unsubscribe(sub *subscriber) {
 	ev.subs.Store(&next)
 }
 
+// on reports whether anyone subscribes: a caller on a hot path checks it
+// before it builds the Event.
+func (ev *events) on() bool { return ev.subs.Load() != nil }
+
 func (ev *events) emit(e Event) {
 	subs := ev.subs.Load()
 	if subs == nil {

@@ -83,25 +83,35 @@ var (
 // granted (grant) once the store has it.
 func (s *Service) newLease(key, owner string) *Lease {
 	l := &Lease{svc: s, key: key}
-	var buf [64]byte
-	tok := s.appendToken(buf[:0], owner)
-	if len(tok) <= len(l.tokenBytes) {
-		n := copy(l.tokenBytes[:], tok)
-		// The bytes are never written again (a Lease is not reused), so
-		// the string may share them: one allocation for both.
-		l.token = unsafe.String(&l.tokenBytes[0], n)
-	} else {
-		l.token = string(tok)
-	}
+	// The token is written straight into tokenBytes when it fits, and
+	// otherwise into the new array that append makes. Either way the bytes
+	// are never written again (a Lease is not reused), so the string may
+	// share them: one allocation for the lease and its token.
+	tok := s.appendToken(l.tokenBytes[:0:len(l.tokenBytes)], owner)
+	l.token = unsafe.String(unsafe.SliceData(tok), len(tok))
 	return l
 }
 
 // grant fills in what the store granted, and the call that asked.
+// acquired is when the acquire began, since the Service's epoch, or
+// atGrant: the grant's own instant, Expires minus the TTL, as a
+// provider.LocalClock's grants are exact.
 func (l *Lease) grant(g provider.Grant, o *callOptions, parent *chainNode, acquired time.Duration) {
 	l.fence, l.ttl, l.noExpiry = g.Fence, o.ttl, o.noExpiry
-	l.acquired, l.expires = acquired, g.Expires.Sub(l.svc.epoch)
-	l.chain = chainNode{lease: l, parent: parent}
+	l.expires = g.Expires.Sub(l.svc.epoch)
+	if acquired == atGrant {
+		acquired = l.expires - o.ttl
+	}
+	l.acquired = acquired
+	l.chain.lease = l
+	if parent != nil { // nil already: no write (see Service.track)
+		l.chain.parent = parent
+	}
 }
+
+// atGrant, as grant's acquired, asks for the grant's own instant: no
+// reading since the epoch is negative.
+const atGrant time.Duration = -1
 
 // since returns the time since the Service's epoch: one monotonic clock
 // reading, cheaper than time.Now.
@@ -373,7 +383,11 @@ func (l *Lease) TTL() time.Duration {
 func (l *Lease) NoExpiry() bool { return l != nil && l.noExpiry }
 
 // AcquiredAt returns when the acquire that granted the lease began (for a
-// restored lease, when Restore ran).
+// restored lease, when Restore ran). For a TryAcquire on a provider that
+// keeps its holds on this process's clock (provider.LocalClock:
+// memprovider), it is the instant the provider granted it, which the
+// provider reads anyway: later than the call's start by the provider's
+// own work up to that reading (tens of nanoseconds on memprovider).
 func (l *Lease) AcquiredAt() time.Time {
 	if l == nil || l.svc == nil {
 		return time.Time{}
@@ -447,29 +461,48 @@ func (l *Lease) StopAutoRenew() {
 // then left to its current holder, if any. A lease whose TTL ran out before
 // Release reports ErrExpired, even if the store (whose expiry is never
 // earlier than the local one) still had the hold and this call freed it:
-// the work done since the expiry was not protected.
+// the work done since the expiry was not protected. (On a
+// provider.LocalClock, such as memprovider, the deadline is compared with
+// the clock reading the provider's release made, so a TTL that runs out
+// during the call counts too.)
 func (l *Lease) Release(ctx context.Context) error {
 	if l == nil || l.svc == nil {
 		return opError("release", l.Key(), errZero)
 	}
-	done, lapsed := l.finish()
+	local := l.svc.local
+	done, lapsed := l.finish(local != nil)
 	if !done {
 		return opError("release", l.key, errReleased)
 	}
-	err := l.svc.p.Release(ctx, l.svc.prefix+l.key, l.token)
-	l.end(errReleased)
+	var err error
+	if local != nil {
+		// finish left the deadline to the store's own clock reading.
+		var at time.Time
+		at, err = local.ReleaseAt(ctx, l.svc.storeKey(l.key), l.token)
+		if lapsed == nil {
+			lapsed = l.endAt(at)
+		}
+	} else {
+		err = l.svc.p.Release(ctx, l.svc.storeKey(l.key), l.token)
+		l.end(errReleased)
+	}
 	shared := l.svc.forget(l)
 	if err == nil {
 		if shared {
 			l.svc.endLocal(l.key, l.token, errReleased) // a WithReentrant lease on the same hold
 		}
-		l.svc.events.emit(Event{Type: Released, Key: l.key, Fence: l.fence, Token: l.token})
+		if l.svc.events.on() {
+			l.svc.events.emit(Event{Type: Released, Key: l.key, Fence: l.fence, Token: l.token})
+		}
 	}
 	if lapsed != nil && (err == nil || errors.Is(err, ErrNotHeld)) {
 		// The lease had ended here before Release (expired or lost): say
 		// so even if the store still had the hold and freed it now, since
 		// the work done under the lease was no longer protected.
 		return opError("release", l.key, lapsed)
+	}
+	if err == nil {
+		return nil
 	}
 	return opError("release", l.key, err)
 }
@@ -527,15 +560,7 @@ func (l *Lease) endThen(cause error, before func()) bool {
 		l.mu.Unlock()
 		return false
 	}
-	l.cause = cause
-	late := l.late
-	var cancel context.CancelCauseFunc
-	if late != nil {
-		if late.timer != nil {
-			late.timer.Stop()
-		}
-		cancel = late.cancel
-	}
+	cancel := l.endLocked(cause)
 	l.mu.Unlock()
 	if before != nil {
 		before()
@@ -544,6 +569,24 @@ func (l *Lease) endThen(cause error, before func()) bool {
 		cancel(cause)
 	}
 	return true
+}
+
+// endLocked records cause as why the lease ended, unless it had ended
+// already, and stops its timer. It returns the Context's cancel, if there
+// is one to call (after unlocking) with cause. l.mu is held.
+func (l *Lease) endLocked(cause error) context.CancelCauseFunc {
+	if l.cause != nil {
+		return nil
+	}
+	l.cause = cause
+	late := l.late
+	if late == nil {
+		return nil
+	}
+	if late.timer != nil {
+		late.timer.Stop()
+	}
+	return late.cancel
 }
 
 // startRenewal starts the goroutine that extends the lease at a third of
@@ -609,7 +652,7 @@ func (l *Lease) Detach() {
 	if l == nil || l.svc == nil {
 		return
 	}
-	if done, _ := l.finish(); done {
+	if done, _ := l.finish(false); done {
 		l.end(errDetached)
 		l.svc.forget(l)
 	}
@@ -618,9 +661,10 @@ func (l *Lease) Detach() {
 // finish marks the lease released, stops its expiry timer and its renewal
 // (waiting for the goroutine), and reports whether this call did it: only
 // the first of Release, Close and Detach goes on to end the lease. A lease
-// found past its deadline ends as lapsed first; cause is why the lease had
-// ended, if it had.
-func (l *Lease) finish() (done bool, cause error) {
+// found past its deadline ends as lapsed first, unless later says that the
+// caller checks the deadline itself, with a later clock reading (endAt);
+// cause is why the lease had ended, if it had.
+func (l *Lease) finish(later bool) (done bool, cause error) {
 	l.mu.Lock()
 	if l.released {
 		l.mu.Unlock()
@@ -628,7 +672,7 @@ func (l *Lease) finish() (done bool, cause error) {
 	}
 	l.released = true
 	cause = l.cause
-	due := cause == nil && l.pastLocked()
+	due := cause == nil && !later && l.pastLocked()
 	var stop, wait chan struct{}
 	if late := l.late; late != nil {
 		if late.timer != nil {
@@ -651,6 +695,34 @@ func (l *Lease) finish() (done bool, cause error) {
 		l.mu.Unlock()
 	}
 	return true, cause
+}
+
+// endAt ends the lease after its release in the store, which read the
+// clock at at (the zero Time: it did not; the clock is read now). That is
+// finish's check of the deadline, made later: a lease past its deadline
+// then ends as lapsed, and endAt returns that cause; otherwise it ends as
+// released (as end(errReleased)).
+func (l *Lease) endAt(at time.Time) error {
+	var now time.Duration
+	if at.IsZero() {
+		now = l.since()
+	} else {
+		now = at.Sub(l.svc.epoch)
+	}
+	l.mu.Lock()
+	if l.cause == nil && !l.noExpiry && now >= l.expires {
+		l.mu.Unlock()
+		l.lose(errLapsed)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.cause
+	}
+	cancel := l.endLocked(errReleased)
+	l.mu.Unlock()
+	if cancel != nil {
+		cancel(errReleased)
+	}
+	return nil
 }
 
 // Restore returns a lease for h if the store confirms that h's token still

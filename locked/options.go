@@ -196,14 +196,10 @@ func WithReentrant() CallOption {
 }
 
 func (s *Service) callOptions(opts []CallOption) callOptions {
-	o := callOptions{
-		ttl: s.ttl, timeout: s.timeout, noTimeout: s.noTimeout,
-		maxRetries: s.maxRetries, retryDelay: s.retryDelay,
-		autoRenew: s.autoRenew, owner: s.owner,
+	if len(opts) == 0 {
+		return s.defaults
 	}
-	if len(opts) > 0 {
-		o = applyOptions(o, opts)
-	}
+	o := applyOptions(s.defaults, opts)
 	if o.noExpiry {
 		if o.reentrant && o.bad == nil {
 			o.reject("options", "WithReentrant cannot be combined with WithNoExpiry")
@@ -211,6 +207,16 @@ func (s *Service) callOptions(opts []CallOption) callOptions {
 		o.ttl, o.autoRenew = noExpiryTTL, false
 	}
 	return o
+}
+
+// defaultOptions returns the options of a call without any, from the
+// Service's Options (New keeps them in s.defaults).
+func (s *Service) defaultOptions() callOptions {
+	return callOptions{
+		ttl: s.ttl, timeout: s.timeout, noTimeout: s.noTimeout,
+		maxRetries: s.maxRetries, retryDelay: s.retryDelay,
+		autoRenew: s.autoRenew, owner: s.owner,
+	}
 }
 
 // applyOptions returns o with opts applied. It is apart from callOptions

@@ -20,6 +20,7 @@ import (
 // Service does not own its provider: close the provider after the Service.
 type Service struct {
 	p          provider.Provider
+	local      provider.LocalClock // p, if it keeps holds on this process's clock; else nil
 	ttl        time.Duration
 	timeout    time.Duration
 	noTimeout  bool
@@ -28,9 +29,11 @@ type Service struct {
 	autoRenew  bool
 	owner      string
 	instance   string        // unique per Service, in every token: see newInstance
+	tokenHead  string        // what appendToken writes before the seq for owner
 	prefix     string        // namespace + ":" or ""
 	seq        atomic.Uint64 // numbers this Service's tokens
 	epoch      time.Time     // leases keep their times as durations since it
+	defaults   callOptions   // the options of a call without any
 
 	events events
 	stats  counters
@@ -39,11 +42,11 @@ type Service struct {
 	endLife context.CancelFunc // ends life
 
 	mu sync.Mutex
-	// leases (and the leases' prev, next, tracked and shared), closed and
-	// the additions to inflight are guarded by mu.
+	// leases (and the leases' prev, next, tracked and shared) and closed
+	// are guarded by mu.
 	leases   *Lease // the open leases, released by Close: a list through Lease.prev and next
 	closed   bool
-	inflight sync.WaitGroup // acquires that may still mint a lease; Close waits for them
+	inflight inflight // acquires that may still mint a lease; Close waits for them
 }
 
 // New returns a Service that takes locks from p. opts may be nil.
@@ -91,7 +94,11 @@ func New(p provider.Provider, opts *Options) (*Service, error) {
 		instance:   instance,
 		epoch:      time.Now(),
 	}
+	s.defaults = s.defaultOptions()
+	s.tokenHead = string(s.appendTokenHead(nil, s.owner))
+	s.local, _ = p.(provider.LocalClock)
 	s.life, s.endLife = context.WithCancel(context.Background())
+	s.inflight.drained = make(chan struct{})
 	if o.Namespace != "" {
 		s.prefix = o.Namespace + ":"
 	}
@@ -141,25 +148,39 @@ func (s *Service) acquire(ctx context.Context, key string, wait bool, opts []Cal
 	if s == nil {
 		return nil, opError("acquire", key, invalid("service", "must not be nil"))
 	}
-	o := s.callOptions(opts)
+	// o points at s.defaults (read only) for a call without options, so
+	// that the common call copies nothing.
+	o := &s.defaults
+	if len(opts) > 0 {
+		withOpts := s.callOptions(opts)
+		o = &withOpts
+	}
 	chain := chainOf(ctx)
 	switch {
 	case o.bad != nil:
 		return nil, opError("acquire", key, o.bad)
 	case key == "":
 		return nil, opError("acquire", key, provider.CheckKey(key))
-	case !o.reentrant && s.heldInChain(chain, key):
+	case chain != nil && !o.reentrant && s.heldInChain(chain, key):
 		return nil, opError("acquire", key, ErrNested)
 	case !s.enter():
 		return nil, opError("acquire", key, ErrClosed)
 	}
-	defer s.inflight.Done()
+	defer s.inflight.leave()
 	l := s.newLease(key, o.owner)
 	minted := l.token
-	start := time.Since(s.epoch)
-	g, err := s.take(ctx, key, &l.token, wait, &o)
+	// A TryAcquire on a LocalClock provider reads no clock here: its grant
+	// tells when it was made, and the call does not wait.
+	timed := wait || s.local == nil
+	var start time.Duration
+	if timed {
+		start = time.Since(s.epoch)
+	}
+	g, err := s.take(ctx, key, &l.token, wait, o)
 	token := l.token
-	s.stats.waited.Add(int64(time.Since(s.epoch) - start))
+	if timed {
+		s.stats.waited.Add(int64(time.Since(s.epoch) - start))
+	}
 	if err != nil && ctx.Err() == nil && s.life.Err() != nil && errors.Is(err, context.Canceled) {
 		err = ErrClosed // the wait was ended by Close, not by the caller
 	}
@@ -169,24 +190,37 @@ func (s *Service) acquire(ctx context.Context, key string, wait bool, opts []Cal
 		s.events.emit(Event{Type: AcquireFailed, Key: key, Token: token, Err: err})
 		return nil, err
 	}
-	l.grant(g, &o, chain, start)
+	if !timed {
+		start = atGrant // the instant of the grant (provider.LocalClock)
+	}
+	l.grant(g, o, chain, start)
 	if !s.track(l, token != minted) { // closed while we waited: give it back
 		_ = s.p.Release(context.WithoutCancel(ctx), s.prefix+key, token)
 		l.end(ErrClosed)
 		return nil, opError("acquire", key, ErrClosed)
 	}
 	s.stats.acquired.Add(1)
-	s.events.emit(Event{Type: Acquired, Key: key, Fence: g.Fence, Token: token})
+	if s.events.on() {
+		s.events.emit(Event{Type: Acquired, Key: key, Fence: g.Fence, Token: token})
+	}
 	if o.autoRenew {
 		l.startRenewal()
 	}
 	return l, nil
 }
 
+// storeKey returns key as the provider sees it: with the namespace prefix.
+func (s *Service) storeKey(key string) string {
+	if s.prefix == "" {
+		return key // no concatenation on the common path
+	}
+	return s.prefix + key
+}
+
 // take asks the store for key. With WithReentrant, a hold of the same
 // owner is extended, and *token becomes that hold's token.
 func (s *Service) take(ctx context.Context, key string, token *string, wait bool, o *callOptions) (provider.Grant, error) {
-	sk := s.prefix + key
+	sk := s.storeKey(key)
 	if o.reentrant {
 		g, held, err := s.reenter(ctx, sk, token, o)
 		if err == nil || !errors.Is(err, ErrNotAcquired) || !wait {
@@ -198,6 +232,12 @@ func (s *Service) take(ctx context.Context, key string, token *string, wait bool
 	} else if !wait {
 		return s.p.TryAcquire(ctx, sk, *token, o.ttl)
 	}
+	return s.waitFor(ctx, sk, *token, o)
+}
+
+// waitFor asks the store for sk, waiting as o says. It is apart from take so
+// that take has no defers: a call that does not wait does not pay for them.
+func (s *Service) waitFor(ctx context.Context, sk, token string, o *callOptions) (provider.Grant, error) {
 	var cancel context.CancelFunc
 	if o.noTimeout {
 		ctx, cancel = context.WithCancel(ctx)
@@ -208,18 +248,18 @@ func (s *Service) take(ctx context.Context, key string, token *string, wait bool
 	defer context.AfterFunc(s.life, cancel)() // Close ends the wait
 	switch {
 	case o.maxRetries == 0: // no count: one wait, woken by releases
-		return s.p.Acquire(ctx, sk, *token, o.ttl)
+		return s.p.Acquire(ctx, sk, token, o.ttl)
 	case o.maxRetries < 0: // WithMaxRetries(0): a single try
-		return s.p.TryAcquire(ctx, sk, *token, o.ttl)
+		return s.p.TryAcquire(ctx, sk, token, o.ttl)
 	}
-	g, err := s.p.TryAcquire(ctx, sk, *token, o.ttl)
+	g, err := s.p.TryAcquire(ctx, sk, token, o.ttl)
 	if err == nil || !errors.Is(err, ErrNotAcquired) {
 		return g, err
 	}
 	delay := cmpOr(o.retryDelay, o.timeout/time.Duration(o.maxRetries+1))
 	for range o.maxRetries {
 		actx, cancel := context.WithTimeout(ctx, delay)
-		g, err = s.p.Acquire(actx, sk, *token, o.ttl)
+		g, err = s.p.Acquire(actx, sk, token, o.ttl)
 		ended := actx.Err() != nil
 		cancel()
 		switch {
@@ -278,13 +318,22 @@ func (s *Service) reenter(ctx context.Context, sk string, token *string, o *call
 // instance is left out ("owner//seq"): the owner already makes the token
 // unique, since no other Service has that instance. See docs/decisions.md.
 func (s *Service) appendToken(b []byte, owner string) []byte {
+	if owner == s.owner {
+		b = append(b, s.tokenHead...) // made once, by New
+	} else {
+		b = s.appendTokenHead(b, owner)
+	}
+	return strconv.AppendUint(b, s.seq.Add(1), 36)
+}
+
+// appendTokenHead appends the part of owner's tokens before the seq.
+func (s *Service) appendTokenHead(b []byte, owner string) []byte {
 	b = append(b, owner...)
 	b = append(b, '/')
 	if owner != s.instance {
 		b = append(b, s.instance...)
 	}
-	b = append(b, '/')
-	return strconv.AppendUint(b, s.seq.Add(1), 36)
+	return append(b, '/')
 }
 
 // instanceBytes is the randomness of a Service's instance ID: 96 bits, so
@@ -386,12 +435,15 @@ func (s *Service) ForceRelease(ctx context.Context, key string) (bool, error) {
 
 // Stats are a Service's counters, like database/sql's DBStats.
 type Stats struct {
-	Open          int           // leases handed out and not yet ended here
-	AutoRenewing  int           // of those, how many renew themselves
-	Acquired      uint64        // acquires that succeeded (Restore included)
-	AcquireFailed uint64        // acquires that returned an error
-	Lost          uint64        // leases that lapsed or were found taken over
-	WaitDuration  time.Duration // total time spent in acquires
+	Open          int    // leases handed out and not yet ended here
+	AutoRenewing  int    // of those, how many renew themselves
+	Acquired      uint64 // acquires that succeeded (Restore included)
+	AcquireFailed uint64 // acquires that returned an error
+	Lost          uint64 // leases that lapsed or were found taken over
+	// WaitDuration is the total time spent in acquires. A TryAcquire on a
+	// provider.LocalClock (memprovider), which does not wait, adds
+	// nothing: the Service reads no clock for it.
+	WaitDuration time.Duration
 }
 
 type counters struct {
@@ -474,23 +526,55 @@ func (s *Service) Close() error {
 	// waiter as the leases below are released is given back while the
 	// provider is still open, before Close returns.
 	s.endLife()
-	s.inflight.Wait()
+	s.inflight.close()
 	for _, l := range s.open() {
 		_ = l.Close() // a lapsed lease reports ErrNotHeld; nothing to do about it here
 	}
 	return nil
 }
 
-// enter registers an acquire in flight, unless the Service is closed.
-func (s *Service) enter() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+// enter registers an acquire in flight, unless the Service is closed; the
+// acquire calls s.inflight.leave when it is done.
+func (s *Service) enter() bool { return s.inflight.enter() }
+
+// inflight counts the acquires that may still mint a lease, so that Close
+// can wait for them. Entering and leaving are one atomic add each (a mutex
+// and a sync.WaitGroup cost several times that on an uncontended acquire).
+type inflight struct {
+	n       atomic.Int64  // the acquires in flight, plus closing once close began
+	drained chan struct{} // closed when close has begun and none is in flight
+	once    sync.Once     // closes drained
+}
+
+// closing is added to inflight.n by close: far above any count in flight.
+const closing = 1 << 62
+
+// enter registers an acquire, unless close has begun.
+func (f *inflight) enter() bool {
+	if f.n.Add(1) >= closing {
+		f.leave()
 		return false
 	}
-	s.inflight.Add(1)
 	return true
 }
+
+// leave ends an acquire that enter registered (or that it refused).
+func (f *inflight) leave() {
+	if f.n.Add(-1) == closing {
+		f.drain()
+	}
+}
+
+// close makes later enters fail and waits for the acquires in flight.
+// It is called once.
+func (f *inflight) close() {
+	if f.n.Add(closing) == closing {
+		f.drain()
+	}
+	<-f.drained
+}
+
+func (f *inflight) drain() { f.once.Do(func() { close(f.drained) }) }
 
 func (s *Service) isClosed() bool {
 	s.mu.Lock()
@@ -518,8 +602,12 @@ func (s *Service) track(l *Lease, mayShare bool) bool {
 		}
 	}
 	l.tracked = true
-	l.prev, l.next = nil, s.leases
+	// l.prev and l.next are nil (a lease is tracked once), and pointers
+	// are written only where they change: each write costs a GC write
+	// barrier while a collection runs, which an allocating loop of
+	// acquires keeps running much of the time.
 	if s.leases != nil {
+		l.next = s.leases
 		s.leases.prev = l
 	}
 	s.leases = l
@@ -537,15 +625,18 @@ func (s *Service) forget(l *Lease) (shared bool) {
 	if !l.tracked {
 		return false
 	}
-	if l.prev != nil {
-		l.prev.next = l.next
+	prev, next := l.prev, l.next
+	if prev != nil {
+		prev.next = next
+		l.prev = nil
 	} else {
-		s.leases = l.next
+		s.leases = next
 	}
-	if l.next != nil {
-		l.next.prev = l.prev
+	if next != nil {
+		next.prev = prev
+		l.next = nil
 	}
-	l.prev, l.next, l.tracked = nil, nil, false
+	l.tracked = false // (pointers written only where they change: see track)
 	return l.shared
 }
 
@@ -563,7 +654,7 @@ func (s *Service) armAll() {
 func (s *Service) endLocal(key, token string, cause error) {
 	for _, l := range s.open() {
 		if l.key == key && l.token == token {
-			if done, _ := l.finish(); done {
+			if done, _ := l.finish(false); done {
 				l.end(cause)
 				s.forget(l)
 			}

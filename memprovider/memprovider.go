@@ -17,7 +17,9 @@
 // clock: a hold lasts while now < Expires and the key is free from Expires
 // on. A lease that checks the clock against Expires (as locked.Lease does in
 // CheckLocal) therefore never calls itself held after the key was given
-// away.
+// away. The Provider is a provider.LocalClock: Expires minus the TTL is the
+// reading the grant was made at, and ReleaseAt returns the reading a
+// release was decided at, so that a caller need not read the clock again.
 package memprovider
 
 import (
@@ -191,22 +193,41 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 // Release implements provider.Provider. If waiters queue on key, the head
 // of the queue becomes the holder.
 func (p *Provider) Release(ctx context.Context, key, token string) error {
-	if err := cmp.Or(provider.CheckKey(key), provider.CheckToken(token)); err != nil {
-		return err
+	_, err := p.release(key, token)
+	return err
+}
+
+var _ provider.LocalClock = (*Provider)(nil)
+
+// ReleaseAt implements provider.LocalClock: it is Release, and returns the
+// clock reading that Release compared with the hold's expiry.
+func (p *Provider) ReleaseAt(ctx context.Context, key, token string) (time.Time, error) {
+	now, err := p.release(key, token)
+	if now < 0 {
+		return time.Time{}, err
+	}
+	return p.time(now), err
+}
+
+// release is Release, returning the clock reading it decided at (-1 if it
+// took none).
+func (p *Provider) release(key, token string) (mono, error) {
+	if key == "" || token == "" {
+		return -1, cmp.Or(provider.CheckKey(key), provider.CheckToken(token))
 	}
 	s := p.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p.closed.Load() {
-		return provider.ErrClosed
+		return -1, provider.ErrClosed
 	}
 	now := p.now()
 	e, held := s.settle(key, now)
 	if !held || e.token != token {
-		return provider.ErrNotHeld
+		return now, provider.ErrNotHeld
 	}
 	s.release(e, now)
-	return nil
+	return now, nil
 }
 
 // Extend implements provider.Provider.
@@ -395,6 +416,8 @@ func (s *shard) take(key string, e *entry, token string, ttl time.Duration, now 
 	return e
 }
 
+// grantOf returns the grant of e. Its Expires is the clock reading at the
+// grant plus the TTL, as provider.LocalClock promises (see take).
 func (p *Provider) grantOf(e *entry) provider.Grant {
 	return provider.Grant{Fence: e.fence, Expires: p.time(e.expires)}
 }

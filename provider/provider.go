@@ -145,6 +145,27 @@ type Provider interface {
 	Close() error
 }
 
+// LocalClock is implemented by a Provider that keeps its holds on this
+// process's monotonic clock (an in-process store: memprovider), so that a
+// caller can learn from its answers the clock readings it made, instead of
+// reading the clock again:
+//
+//   - every Grant it returns is exact: Expires is the provider's clock
+//     reading at the grant plus the TTL asked for (so Expires minus the TTL
+//     is the instant of the grant), and the hold ends at Expires, not
+//     later;
+//   - ReleaseAt is Release that also returns the clock reading (with its
+//     monotonic reading) at which it found the hold held or not; the zero
+//     Time if it returned before reading the clock (bad input, a closed
+//     provider).
+//
+// A wrapper that changes the grants or the releases of a LocalClock
+// provider it embeds must not pass this interface on.
+type LocalClock interface {
+	Provider
+	ReleaseAt(ctx context.Context, key, token string) (at time.Time, err error)
+}
+
 // CheckKey returns an *ArgError if key is empty. With CheckToken and
 // CheckTTL it lets every implementation reject bad input with the same
 // errors; combine them with cmp.Or.

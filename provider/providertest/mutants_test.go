@@ -31,6 +31,7 @@ type mutant struct {
 	state        func(ctx context.Context, key string) (provider.State, error)
 	forceRelease func(ctx context.Context, key string) (bool, error)
 	close        func() error
+	releaseAt    func(ctx context.Context, key, token string) (time.Time, error)
 }
 
 func (m *mutant) TryAcquire(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
@@ -82,12 +83,28 @@ func (m *mutant) Close() error {
 	return m.Provider.Close()
 }
 
+// ReleaseAt makes every mutant a provider.LocalClock, as the reference is.
+func (m *mutant) ReleaseAt(ctx context.Context, key, token string) (time.Time, error) {
+	if m.releaseAt != nil {
+		return m.releaseAt(ctx, key, token)
+	}
+	return m.Provider.(provider.LocalClock).ReleaseAt(ctx, key, token)
+}
+
 // mutants maps a mutant's name to the subtest that must catch it and to a
 // constructor.
 var mutants = map[string]struct {
 	subtest string
 	mutate  func(m *mutant, p provider.Provider)
 }{
+	// ReleaseAt reports a reading an hour late: a caller comparing its
+	// deadline with it would call a fresh hold lapsed.
+	"ReleaseAtLate": {"LocalClock", func(m *mutant, p provider.Provider) {
+		m.releaseAt = func(ctx context.Context, key, token string) (time.Time, error) {
+			at, err := p.(provider.LocalClock).ReleaseAt(ctx, key, token)
+			return at.Add(time.Hour), err
+		}
+	}},
 	// Acquire steals a held key instead of waiting, and Release hides the
 	// theft: only the occupancy check can notice.
 	"AcquireSteals": {"MutualExclusion", func(m *mutant, p provider.Provider) {
@@ -350,7 +367,7 @@ func TestSuiteCatchesMutants(t *testing.T) {
 		"MutualExclusion", "TryAcquireHeld", "ReleaseOwnerChecked", "Extend",
 		"TTLExpiry", "ExpiresNotAfterStore", "FencesIncrease", "ForceRelease", "State", "GrantExpires",
 		"WaiterWokenOnRelease", "WaitCancelled", "BadInput", "Closed",
-		"KeysIndependent",
+		"KeysIndependent", "LocalClock",
 	} {
 		if !covered[sub] {
 			t.Errorf("no mutant shows that subtest %s can fail", sub)

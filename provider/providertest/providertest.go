@@ -126,6 +126,11 @@ const (
 //     returns an error, and a second Close returns nil or ErrClosed.
 //   - KeysIndependent: holding one key does not block another, including keys
 //     that share a prefix or contain pattern characters.
+//   - LocalClock (only for a provider.LocalClock): grants are exact (Expires
+//     minus the TTL is a reading taken during the call), ReleaseAt is
+//     Release with a reading taken during the call (the zero Time for bad
+//     input), and 400 holds of microseconds are freed only at readings
+//     before their Expires and found lapsed only at or after it.
 func Run(t *testing.T, newProvider func(t *testing.T) provider.Provider) {
 	t.Helper()
 	if newProvider == nil {
@@ -151,6 +156,7 @@ func Run(t *testing.T, newProvider func(t *testing.T) provider.Provider) {
 		{"BadInput", s.testBadInput},
 		{"Closed", s.testClosed},
 		{"KeysIndependent", s.testKeysIndependent},
+		{"LocalClock", s.testLocalClock},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, tc.fn)

@@ -126,19 +126,29 @@ func (p *refProvider) Acquire(ctx context.Context, key, token string, ttl time.D
 }
 
 func (p *refProvider) Release(ctx context.Context, key, token string) error {
+	_, err := p.ReleaseAt(ctx, key, token)
+	return err
+}
+
+// The reference keeps its holds on this process's clock, with exact
+// grants: it is a provider.LocalClock too.
+var _ provider.LocalClock = (*refProvider)(nil)
+
+func (p *refProvider) ReleaseAt(ctx context.Context, key, token string) (time.Time, error) {
 	if err := firstErr(provider.CheckKey(key), provider.CheckToken(token)); err != nil {
-		return err
+		return time.Time{}, err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return provider.ErrClosed
+		return time.Time{}, provider.ErrClosed
 	}
-	if h, ok := p.holdLocked(key, time.Now()); !ok || h.token != token {
-		return provider.ErrNotHeld
+	now := time.Now()
+	if h, ok := p.holdLocked(key, now); !ok || h.token != token {
+		return now, provider.ErrNotHeld
 	}
 	p.freeLocked(key)
-	return nil
+	return now, nil
 }
 
 func (p *refProvider) Extend(ctx context.Context, key, token string, ttl time.Duration) (provider.Grant, error) {
