@@ -24,14 +24,28 @@
 // Waiting is fair: a waiter that finds the key held joins the queue, and
 // while anyone waits, only the head of the queue may take the key, so a
 // releaser asking again cannot barge in front. A waiter that joins marks
-// the hold, and the release of a marked hold publishes the key and the
-// head's token on the provider's channel; each Provider keeps
-// one subscription to it, multiplexed over its waiters and confirmed before
-// any waiter first retries, so a release between the try and the subscribe
-// cannot be missed, and it wakes only the head. A waiter also retries when
-// the holder's TTL runs out and, in case a message is lost, at a jittered
-// fallback interval; each retry renews its place in the queue, and a waiter
-// that stops retrying for three poll intervals (a crashed process) loses it.
+// the hold, and only the release of a marked hold looks at the queue. Each
+// Provider keeps one subscription, multiplexed over its waiters and
+// confirmed before any waiter first retries, so a release between the try
+// and the subscribe cannot be missed.
+//
+// On a single node (a *redis.Client, Sentinel's included) the release
+// hands the key over itself: it grants the first live waiter the next
+// fence and a hold with that waiter's TTL, and publishes the grant on the
+// waiter's Provider channel ("<prefix>released:<instance>"), so the waiter
+// returns without another round trip. The grant stands only if that
+// PUBLISH reached a subscriber: a waiter whose Provider has died or lost
+// its subscription is skipped, and leaves the queue when nobody took the
+// key. A grant whose message is lost is found by the waiter's next try.
+// On Cluster and Ring, where a script's PUBLISH counts only its own node's
+// subscribers, and for waiters without a live subscription, the release
+// instead publishes the key and the head's token on "<prefix>released",
+// which wakes only the head, and the head takes the key by a try.
+//
+// A waiter also retries when the holder's TTL runs out and, in case a
+// message is lost, at a jittered fallback interval; each retry renews its
+// place in the queue, and a waiter that stops retrying for three poll
+// intervals (a crashed process) loses it.
 //
 // # What an error means
 //
@@ -270,7 +284,7 @@ func New(c redis.UniversalClient, opts *Options) (*Provider, error) {
 	// only a single node (or Sentinel's master) is sure to hold both the
 	// key and this Provider's subscription.
 	if _, single := c.(*redis.Client); single {
-		p.instance = strconv.FormatUint(rand.Uint64(), 36) + strconv.FormatUint(rand.Uint64(), 36)
+		p.instance = newNonce() // 64 random bits: no two Providers share one
 		p.grants = p.channel + ":" + p.instance
 	}
 	p.bg, p.bgCancel = context.WithCancel(context.Background())

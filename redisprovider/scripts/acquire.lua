@@ -76,7 +76,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local head = redis.call('LINDEX', KEYS[3], 0)
 local deadline = 0
 while head do
-  deadline = tonumber(string.match(redis.call('HGET', KEYS[4], head) or '0', '^%d+'))
+  deadline = tonumber(string.match(redis.call('HGET', KEYS[4], head) or '', '^%d+') or '0')
   if deadline >= now then
     break
   end

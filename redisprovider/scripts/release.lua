@@ -46,8 +46,8 @@ local now = tonumber(tt[1]) * 1000 + math.floor(tonumber(tt[2]) / 1000)
 -- Drop waiters at the head that stopped trying.
 local head, entry = redis.call('LINDEX', KEYS[2], 0), nil
 while head do
-  entry = redis.call('HGET', KEYS[5], head)
-  if entry and tonumber(string.match(entry, '^%d+')) >= now then
+  entry = redis.call('HGET', KEYS[5], head) or ''
+  if tonumber(string.match(entry, '^%d+') or '0') >= now then
     break
   end
   redis.call('LPOP', KEYS[2])
@@ -63,7 +63,7 @@ local skipped = {}
 for i, w in ipairs(candidates) do
   local e = entry
   if i > 1 then
-    e = redis.call('HGET', KEYS[5], w) or '0'
+    e = redis.call('HGET', KEYS[5], w) or ''
   end
   local dl, last, ttl, seq, nonce, instance = string.match(e, '^(%d+) (%d+) (%d+) (%d+) (%S+) (.+)$')
   if not dl then
