@@ -58,40 +58,56 @@ if not head then
   return 1
 end
 
-local candidates = redis.call('LRANGE', KEYS[2], 0, 3)
-local skipped = {}
-for i, w in ipairs(candidates) do
-  local e = entry
-  if i > 1 then
-    e = redis.call('HGET', KEYS[5], w) or ''
-  end
+-- handoff tries to hand the key to waiter w (the head if first) with entry
+-- e; it returns true if w took it, false if a PUBLISH reached nobody, nil
+-- if w takes no handoff or is lapsed.
+local function handoff(w, e, first)
   local dl, last, ttl, seq, nonce, instance = string.match(e, '^(%d+) (%d+) (%d+) (%d+) (%S+) (.+)$')
-  if not dl then
-    if tonumber(string.match(e, '^%d+') or '0') >= now then
-      break -- a waiter that takes no handoff: wake the head
-    end
-  elseif tonumber(dl) >= now then
-    local fence = fence_next(KEYS[4])
-    local msg = fence .. ' ' .. string.format('%d', math.max(now - tonumber(last), 0)) .. ' ' .. seq .. ' ' ..
-      nonce .. ' ' .. #w .. ':' .. w .. ARGV[3]
-    if redis.call('PUBLISH', ARGV[2] .. ':' .. instance, msg) > 0 then
-      if i == 1 then
-        redis.call('LPOP', KEYS[2])
-      else
-        redis.call('LREM', KEYS[2], 1, w)
-      end
-      redis.call('HDEL', KEYS[5], w)
-      if redis.call('EXISTS', KEYS[2]) == 1 then
-        nonce = nonce .. '+'
-      end
-      -- The expiry is absolute, from the same instant as elapsed (SET PXAT
-      -- would do it in one command, but needs Redis 6.2).
-      redis.call('SET', KEYS[1], hold_value(fence, nonce, w))
-      redis.call('PEXPIREAT', KEYS[1], now + tonumber(ttl))
-      return 1
-    end
-    skipped[#skipped + 1] = w
+  if not dl or tonumber(dl) < now then
+    return nil
   end
+  local fence = fence_next(KEYS[4])
+  local msg = fence .. ' ' .. string.format('%d', math.max(now - tonumber(last), 0)) .. ' ' .. seq .. ' ' ..
+    nonce .. ' ' .. #w .. ':' .. w .. ARGV[3]
+  if redis.call('PUBLISH', ARGV[2] .. ':' .. instance, msg) == 0 then
+    return false
+  end
+  if first then
+    redis.call('LPOP', KEYS[2])
+  else
+    redis.call('LREM', KEYS[2], 1, w)
+  end
+  redis.call('HDEL', KEYS[5], w)
+  if redis.call('EXISTS', KEYS[2]) == 1 then
+    nonce = nonce .. '+'
+  end
+  -- The expiry is absolute, from the same instant as elapsed (SET PXAT
+  -- would do it in one command, but needs Redis 6.2).
+  redis.call('SET', KEYS[1], hold_value(fence, nonce, w))
+  redis.call('PEXPIREAT', KEYS[1], now + tonumber(ttl))
+  return true
+end
+
+-- The head is live (above); the next three are looked at only if no
+-- PUBLISH reaches the head.
+local skipped = {}
+local took = handoff(head, entry, true)
+if took == false then
+  skipped[1] = head
+  for _, w in ipairs(redis.call('LRANGE', KEYS[2], 1, 3)) do
+    local e = redis.call('HGET', KEYS[5], w) or ''
+    took = handoff(w, e, false)
+    if took then
+      break
+    elseif took == false then
+      skipped[#skipped + 1] = w
+    elseif tonumber(string.match(e, '^%d+') or '0') >= now then
+      break -- a live waiter that takes no handoff: wake the head
+    end
+  end
+end
+if took then
+  return 1
 end
 -- Nobody took it: the key is free. A waiter that no handoff could reach
 -- has died or lost its subscription; it leaves the queue, so that the key
