@@ -638,3 +638,32 @@ func TestHandoffCrossProcessWorker(t *testing.T) {
 		}
 	}
 }
+
+// TestParseHandoff: a handoff message is taken apart exactly (tokens and
+// keys may contain spaces and colons), and every malformed one is refused,
+// so the dispatcher ignores it and the waiter's next try asks Redis.
+func TestParseHandoff(t *testing.T) {
+	key, token, nonce, fence, elapsed, seq, ok := redisprovider.ParseHandoff("12 3 4 n0nce 5:a b:ck e:y")
+	if !ok || key != "k e:y" || token != "a b:c" || nonce != "n0nce" || fence != 12 || elapsed != 3 || seq != 4 {
+		t.Fatalf("ParseHandoff = %q %q %q %d %d %d %v", key, token, nonce, fence, elapsed, seq, ok)
+	}
+	for _, msg := range []string{
+		"",
+		"12 3 4 1:ak",                     // a field missing
+		"0 3 4 n 1:ak",                    // fence 0
+		"x 3 4 n 1:ak",                    // fence not a number
+		"-1 3 4 n 1:ak",                   // negative fence
+		"12 -3 4 n 1:ak",                  // negative elapsed
+		"12 3.5 4 n 1:ak",                 // elapsed not an integer
+		"12 3 x n 1:ak",                   // seq not a number
+		"12 3 4  1:ak",                    // empty nonce
+		"12 3 4 n 9:ak",                   // token longer than the rest
+		"12 3 4 n ak",                     // no length
+		"12 3 4 n -1:ak",                  // negative length
+		"99999999999999999999 3 4 n 1:ak", // fence above 2^64
+	} {
+		if _, _, _, _, _, _, ok := redisprovider.ParseHandoff(msg); ok {
+			t.Errorf("ParseHandoff(%q) accepted", msg)
+		}
+	}
+}
