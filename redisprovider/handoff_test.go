@@ -667,3 +667,98 @@ func TestParseHandoff(t *testing.T) {
 		}
 	}
 }
+
+// recordingTB is a testing.TB whose Errorf and Fatalf only record, for a
+// proctest.Run whose worker the test kills on purpose.
+type recordingTB struct {
+	testing.TB
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (r *recordingTB) Helper() {}
+
+func (r *recordingTB) Errorf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, fmt.Sprintf(format, args...))
+}
+
+func (r *recordingTB) Fatalf(format string, args ...any) { r.Errorf(format, args...) }
+
+// TestHandoffSkipsKilledProcess: a waiter in another process that is
+// killed (SIGKILL) while it is the head of the queue is not handed the key:
+// its sockets close with it, so the handoff's PUBLISH reaches nobody, and
+// the live waiter behind it gets the key at once, although the killed
+// waiter's place would last for hours and its hold for an hour.
+func TestHandoffSkipsKilledProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a process; skipped in -short mode")
+	}
+	t.Parallel()
+	node := redistest.Server(t)
+	c := node.Client(t)
+	ctx := bounded(t, testBound)
+	key := uniqueKey(t, "k")
+	holder := newProvider(t, c, &redisprovider.Options{PollInterval: never})
+	live := newProvider(t, node.Client(t), &redisprovider.Options{PollInterval: never})
+	if _, err := holder.TryAcquire(ctx, key, "h", never); err != nil {
+		t.Fatal(err)
+	}
+
+	kctx, kill := context.WithCancel(ctx)
+	defer kill()
+	rec := &recordingTB{TB: t}
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		proctest.Run(kctx, rec, 1, "TestHandoffKilledWorker", envAddr+"="+node.Addr(), envKey+"="+key)
+	}()
+	waitQueued(t, c, key, "dead")
+	liveRes, _ := acquireAsync(ctx, live, key, "live", never)
+	waitQueued(t, c, key, "live")
+	kill() // SIGKILL, by exec.CommandContext
+	<-ran
+	if len(rec.msgs) == 0 {
+		t.Fatal("the worker was not killed: it ended by itself")
+	}
+	eventually(t, "Redis drops the killed process's subscription", faultBound, func() error {
+		chans, err := c.PubSubChannels(ctx, redisprovider.DefaultPrefix+"released:*").Result()
+		if err != nil {
+			return err
+		}
+		if len(chans) != 1 || chans[0] != redisprovider.GrantChannel(live) {
+			return fmt.Errorf("grant channels %v", chans)
+		}
+		return nil
+	})
+	if q := queueOf(t, c, key); !slices.Equal(q, []string{"dead", "live"}) {
+		t.Fatalf("queue = %v; want the killed waiter still at its head", q)
+	}
+	if err := holder.Release(ctx, key, "h"); err != nil {
+		t.Fatal(err)
+	}
+	r := <-liveRes
+	if r.err != nil {
+		t.Fatalf("live waiter: %v", r.err)
+	}
+	wantHeld(t, holder, key, "live", r.g.Fence)
+}
+
+// TestHandoffKilledWorker is the body of the process that
+// TestHandoffSkipsKilledProcess kills: it waits on the key until then.
+// Run directly, it does nothing.
+func TestHandoffKilledWorker(t *testing.T) {
+	if !proctest.IsWorker(t.Name()) {
+		return // not a worker
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv(envAddr), ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	p, err := redisprovider.New(rdb, &redisprovider.Options{PollInterval: never})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	_, err = p.Acquire(context.Background(), os.Getenv(envKey), "dead", never)
+	t.Fatalf("Acquire returned before the kill: %v", err)
+}
