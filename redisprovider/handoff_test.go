@@ -336,8 +336,9 @@ func TestHandoffSkipsDeadHead(t *testing.T) {
 	waitQueued(t, c, key, "dead")
 	liveRes, _ := acquireAsync(ctx, live, key, "live", never)
 	waitQueued(t, c, key, "live")
-	px.BlackHole()
-	px.ResetAll()
+	if err := px.Close(); err != nil { // its connections close, and new ones are refused
+		t.Fatal(err)
+	}
 	channel := redisprovider.GrantChannel(dead)
 	eventually(t, "Redis drops the cut subscription", faultBound, func() error {
 		n, err := c.PubSubNumSub(ctx, channel).Result()
