@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -318,6 +319,13 @@ func TestScriptHandoff(t *testing.T) {
 	release("b")
 	// c's entry names no instance: it is woken, and takes it by a try.
 	r.want("wake-up for c", recv(), channel+" 1:c"+r.key)
+	_, _, queueKey, _ := redisprovider.KeysOf(r.key)
+	if got, want := r.queue(), []string{"c"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("queue after b's release = %v, want %v", got, want)
+	}
+	if pttl, err := r.c.PTTL(r.ctx, queueKey).Result(); err != nil || pttl <= 0 || pttl > time.Minute {
+		t.Fatalf("queue PTTL = %v, %v; want c's deadline, about a minute", pttl, err)
+	}
 	r.want("c takes it", r.acquire("c", "nc", true), "granted 5")
 
 	r.want("d (instance i2: nobody listens) joins", wait("d", "nd", "i2", 0)[:3], "[0 ")

@@ -10,9 +10,10 @@
 -- that this request freed the lock ('0': no marker; the client never
 -- re-sends a request).
 --
--- Handoff: the first live waiter (deadline not passed; lapsed heads are
--- dropped, as acquire.lua does) among the first four of the queue whose
--- entry names an instance is granted the key in this script: the next
+-- Handoff: the live head of the queue (lapsed heads are dropped, as
+-- acquire.lua does), or, if no PUBLISH reaches it, the first of the next
+-- three that one reaches, if its entry names an instance, is granted the
+-- key in this script: the next
 -- fence, a hold "<fence> <nonce>[+] <token>" with its call's nonce (marked
 -- if others still wait) and its TTL from now, and the message
 -- "<fence> <elapsed> <seq> <nonce> <length of token>:<token><key>" on the
@@ -33,35 +34,23 @@ if not (f and (ARGV[1] == '' or t == ARGV[1])) then
   end
   return 0
 end
-redis.call('DEL', KEYS[1])
 if ARGV[5] ~= '0' then
   redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
 end
 if not hold_waited(n) then
+  redis.call('DEL', KEYS[1])
   return 1
 end
 
 local tt = redis.call('TIME')
 local now = tonumber(tt[1]) * 1000 + math.floor(tonumber(tt[2]) / 1000)
--- Drop waiters at the head that stopped trying.
-local head, entry = redis.call('LINDEX', KEYS[2], 0), nil
-while head do
-  entry = redis.call('HGET', KEYS[5], head) or ''
-  if tonumber(string.match(entry, '^%d+') or '0') >= now then
-    break
-  end
-  redis.call('LPOP', KEYS[2])
-  redis.call('HDEL', KEYS[5], head)
-  head = redis.call('LINDEX', KEYS[2], 0)
-end
-if not head then
-  return 1
-end
 
--- handoff tries to hand the key to waiter w (the head if first) with entry
--- e; it returns true if w took it, false if a PUBLISH reached nobody, nil
--- if w takes no handoff or is lapsed.
-local function handoff(w, e, first)
+-- handoff tries to hand the key to waiter w with entry e (the caller
+-- takes w out of the queue); it returns true if w took it, false if a
+-- PUBLISH reached nobody, nil if w takes no handoff (or has lapsed). The
+-- hold written replaces the released one (SET clears its TTL, PEXPIREAT
+-- sets the new one).
+local function handoff(w, e)
   local dl, last, ttl, seq, nonce, instance = string.match(e, '^(%d+) (%d+) (%d+) (%d+) (%S+) (.+)$')
   if not dl or tonumber(dl) < now then
     return nil
@@ -71,11 +60,6 @@ local function handoff(w, e, first)
     nonce .. ' ' .. #w .. ':' .. w .. ARGV[3]
   if redis.call('PUBLISH', ARGV[2] .. ':' .. instance, msg) == 0 then
     return false
-  end
-  if first then
-    redis.call('LPOP', KEYS[2])
-  else
-    redis.call('LREM', KEYS[2], 1, w)
   end
   redis.call('HDEL', KEYS[5], w)
   if redis.call('EXISTS', KEYS[2]) == 1 then
@@ -88,30 +72,56 @@ local function handoff(w, e, first)
   return true
 end
 
--- The head is live (above); the next three are looked at only if no
--- PUBLISH reaches the head.
-local skipped = {}
-local took = handoff(head, entry, true)
-if took == false then
-  skipped[1] = head
-  for _, w in ipairs(redis.call('LRANGE', KEYS[2], 1, 3)) do
-    local e = redis.call('HGET', KEYS[5], w) or ''
-    took = handoff(w, e, false)
-    if took then
-      break
-    elseif took == false then
-      skipped[#skipped + 1] = w
-    elseif tonumber(string.match(e, '^%d+') or '0') >= now then
-      break -- a live waiter that takes no handoff: wake the head
-    end
+-- Take the head out, dropping waiters at the head that stopped trying.
+local head = redis.call('LPOP', KEYS[2])
+local entry
+while head do
+  entry = redis.call('HGET', KEYS[5], head) or ''
+  if tonumber(string.match(entry, '^%d+') or '0') >= now then
+    break
   end
+  redis.call('HDEL', KEYS[5], head)
+  head = redis.call('LPOP', KEYS[2])
 end
+if not head then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+local took = handoff(head, entry)
 if took then
   return 1
+end
+if took == nil then -- a live head that takes no handoff: it stays, and is woken
+  if redis.call('LPUSH', KEYS[2], head) == 1 then
+    -- The queue went with the head: it lasts until the head's deadline,
+    -- which the waiter entries' hash outlives (see acquire.lua).
+    redis.call('PEXPIREAT', KEYS[2], tonumber(string.match(entry, '^%d+')))
+  end
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', ARGV[2], #head .. ':' .. head .. ARGV[3])
+  return 1
+end
+-- No PUBLISH reached the head: look at the next three. The head keeps its
+-- place if one of them takes the key.
+local skipped = {}
+for _, w in ipairs(redis.call('LRANGE', KEYS[2], 0, 2)) do
+  local e = redis.call('HGET', KEYS[5], w) or ''
+  took = handoff(w, e)
+  if took then
+    redis.call('LPUSH', KEYS[2], head) -- first, so the queue (and its expiry) stays
+    redis.call('LREM', KEYS[2], 1, w)
+    return 1
+  elseif took == false then
+    skipped[#skipped + 1] = w
+  elseif tonumber(string.match(e, '^%d+') or '0') >= now then
+    break -- a live waiter that takes no handoff: wake the new head
+  end
 end
 -- Nobody took it: the key is free. A waiter that no handoff could reach
 -- has died or lost its subscription; it leaves the queue, so that the key
 -- is not kept for it, and one that is alive joins again at its next try.
+redis.call('DEL', KEYS[1])
+redis.call('HDEL', KEYS[5], head)
 for _, w in ipairs(skipped) do
   redis.call('LREM', KEYS[2], 1, w)
   redis.call('HDEL', KEYS[5], w)
