@@ -13,9 +13,9 @@
 -- Handoff: the live head of the queue (lapsed heads are dropped, as
 -- acquire.lua does), or, if no PUBLISH reaches it, the first of the next
 -- three that one reaches, if its entry names an instance, is granted the
--- key in this script: the next
--- fence, a hold "<fence> <nonce>[+] <token>" with its call's nonce (marked
--- if others still wait) and its TTL from now, and the message
+-- key in this script: the next fence, a hold "<fence> <nonce>[+] <token>"
+-- with its call's nonce (marked if others still wait) and its TTL from
+-- now, and the message
 -- "<fence> <elapsed> <seq> <nonce> <length of token>:<token><key>" on the
 -- channel ARGV[2] .. ':' .. instance, where elapsed is the ms from its last
 -- try (try number seq) to now, rounded down. Only if that PUBLISH reached a
