@@ -5,7 +5,8 @@ package main
 // moves it) and in the Go heap (runtime.MemStats after a GC):
 //
 //   - Redis bytes per key ever locked: N distinct keys locked once and
-//     released; lockproof keeps each key's fence counter forever;
+//     released; lockproof keeps one fence counter per hash slot (at most
+//     16384, shared by the keys of the slot), none per key;
 //   - Redis bytes per waiter, queued on one key and one per key;
 //   - Redis bytes per held lock: provider tokens, Service tokens, redislock;
 //   - memprovider after 1M distinct keys locked and released: does the heap
@@ -201,9 +202,9 @@ func runRedisMemory(ctx context.Context, cfg config, c *redis.Client, logf func(
 		}
 		add(f)
 	}
-	ever("ever_lockproof", "lockproof: key locked once and released (fence counter kept)", func(i int) []string {
+	ever("ever_lockproof", "lockproof: key locked once and released (its slot's fence counter is shared, at most 16384)", func(i int) []string {
 		lock := lockKey(p, "e"+strconv.Itoa(i))
-		return []string{lock, lock + ":fence", lock + ":queue", lock + ":alive"}
+		return []string{lock, lock + ":queue", lock + ":alive"}
 	}, func(i int) error {
 		key, tok := "e"+strconv.Itoa(i), "t"+strconv.Itoa(i)
 		if _, err := p.TryAcquire(ctx, key, tok, ttl); err != nil {
@@ -211,6 +212,11 @@ func runRedisMemory(ctx context.Context, cfg config, c *redis.Client, logf func(
 		}
 		return p.Release(ctx, key, tok)
 	})
+	if f := figs[len(figs)-1]; f.id == "ever_lockproof" && f.err == nil {
+		f.note = "keys left: the release markers (they lapse after the client's re-send window, " +
+			"about 20 s with go-redis's default retries; none with MaxRetries -1) and the slot counters below"
+	}
+	add(slotCounters(ctx, c, p, n))
 	ever("ever_redislock", "bsm/redislock: key locked once and released", func(i int) []string {
 		return []string{"bench:r:e" + strconv.Itoa(i)}
 	}, func(i int) error {
@@ -250,8 +256,7 @@ func runRedisMemory(ctx context.Context, cfg config, c *redis.Client, logf func(
 		add(&memFigure{id: id, name: name, unit: "lock", n: h, bytes: d, usage: usage, keysLeft: left, err: err})
 	}
 	held("held_lockproof", "lockproof redisprovider, token \"t<n>\" (short)", func(i int) []string {
-		lock := lockKey(p, "h"+strconv.Itoa(i))
-		return []string{lock, lock + ":fence"}
+		return []string{lockKey(p, "h"+strconv.Itoa(i))} // the slot's counter is shared
 	}, func(i int) (func() error, error) {
 		key, tok := "h"+strconv.Itoa(i), "t"+strconv.Itoa(i)
 		if _, err := p.TryAcquire(ctx, key, tok, ttl); err != nil {
@@ -261,8 +266,7 @@ func runRedisMemory(ctx context.Context, cfg config, c *redis.Client, logf func(
 	})
 	var tokLen int
 	held("held_service", "lockproof locked.Service (its own tokens)", func(i int) []string {
-		lock := lockKey(p, "s"+strconv.Itoa(i))
-		return []string{lock, lock + ":fence"}
+		return []string{lockKey(p, "s"+strconv.Itoa(i))} // the slot's counter is shared
 	}, func(i int) (func() error, error) {
 		l, err := svc.TryAcquire(ctx, "s"+strconv.Itoa(i))
 		if err != nil {
@@ -709,6 +713,35 @@ func fmtBytes(v float64) string {
 		return fmt.Sprintf("%.3g MB", v/1e6)
 	}
 	return fmt.Sprintf("%.3g kB", v/1e3)
+}
+
+// slotCounters is what the ever-locked keys "e0".."e<n-1>" leave for good:
+// the fence counters of their hash slots (at most 16384; the other keys
+// left, release markers, lapse after the client's re-send window), as
+// their total MEMORY USAGE ÷ n.
+func slotCounters(ctx context.Context, c *redis.Client, p *redisprovider.Provider, n int) *memFigure {
+	f := &memFigure{id: "ever_lockproof_counters", name: "lockproof: the slot fence counters those keys left (kept)", unit: "key", n: n, bytes: nan}
+	seen := make(map[string]bool)
+	pipe := c.Pipeline()
+	var cmds []*redis.IntCmd
+	for i := range n {
+		k := p.FenceCounter("e" + strconv.Itoa(i))
+		if !seen[k] {
+			seen[k] = true
+			cmds = append(cmds, pipe.MemoryUsage(ctx, k, 0))
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		f.err = fmt.Errorf("MEMORY USAGE of the counters: %w", err)
+		return f
+	}
+	total := 0.0
+	for _, cmd := range cmds {
+		total += float64(cmd.Val())
+	}
+	f.usage, f.keysLeft = total/float64(n), int64(len(cmds))
+	f.note = fmt.Sprintf("%d counters, %s in all; bounded by 16384 slots however many keys are locked", len(cmds), fmtBytes(total))
+	return f
 }
 
 // lockKey is the Redis key of key's lock: the provider publishes only the

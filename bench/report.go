@@ -103,6 +103,7 @@ func (r *results) ratios() []ratio {
 	}
 	if r.op("entity_lockproof") != nil {
 		rs = append(rs, ratio{"entity_cycle_vs_floor", ns("entity_lockproof", "entity_floor"), "lock→load→modify→save→release ÷ raw round trips"})
+		rs = append(rs, ratio{"entity_cycle_vs_floor4", ns("entity_lockproof", "entity_floor4"), "the same ÷ the four-round-trip floor (SET NX PX, GET, SET, DEL)"})
 	}
 	rs = append(rs, r.scaleRatios()...)
 	return append(rs, r.pg.ratios(r.cfg)...)
@@ -137,6 +138,7 @@ func (r *results) scaleRatios() []ratio {
 		per := func(id string) float64 { return r.memFig(id).usagePerUnit() }
 		add("redis_used_memory_per_ever_locked_key", r.memFig("ever_lockproof").perUnit(), "lockproof, INFO used_memory delta ÷ N keys locked once and released")
 		add("redis_bytes_per_ever_locked_key", per("ever_lockproof"), "lockproof, MEMORY USAGE per key locked once and released")
+		add("redis_bytes_per_ever_locked_key_counters", per("ever_lockproof_counters"), "lockproof, MEMORY USAGE of the slot fence counters those keys left ÷ N (kept; at most 16384 counters)")
 		add("redis_bytes_per_ever_locked_key_redislock", per("ever_redislock"), "bsm/redislock, the same")
 		add("redis_bytes_per_waiter_one_key", per("waiter_one_key"), "lockproof, waiters on one key")
 		add("redis_bytes_per_waiter_per_key", per("waiter_per_key"), "lockproof, one waiter per key")

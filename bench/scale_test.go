@@ -199,6 +199,7 @@ func TestScaleRatios(t *testing.T) {
 	}
 	r.memory = []*memFigure{
 		{id: "ever_lockproof", n: 100, bytes: 7400, usage: 72},
+		{id: "ever_lockproof_counters", n: 100, bytes: nan, usage: 0.5},
 		{id: "held_lockproof", n: 10, bytes: 2000, usage: 240},
 		{id: "held_redislock", n: 10, bytes: 1000, usage: 160},
 	}
@@ -226,6 +227,7 @@ func TestScaleRatios(t *testing.T) {
 		"tput_redis_cpu_per_pair_us":                         60,
 		"redis_bytes_per_ever_locked_key":                    72,
 		"redis_used_memory_per_ever_locked_key":              74,
+		"redis_bytes_per_ever_locked_key_counters":           0.5,
 		"redis_bytes_per_held_lock":                          240,
 		"redis_held_lock_vs_redislock":                       1.5,
 		"heap_bytes_per_lease_service":                       600,

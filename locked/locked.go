@@ -142,7 +142,9 @@ func TryAcquire[T persistent.Persistent](ctx context.Context, s *Service, e T, o
 
 // Load locks the entity of type T with the given ID, then reads it from r,
 // so the entity cannot change between the read and the proof's writes. If
-// the read fails the lock is released and r's error returned.
+// the read fails the lock is released and r's error returned. If r is a
+// Loader whose records s's provider can read with a grant (redisrepo on
+// redisprovider), the read is part of the acquire: one round trip.
 func Load[T persistent.Persistent](ctx context.Context, s *Service, r Finder[T], id string, opts ...CallOption) (*Locked[T], error) {
 	all, err := LoadAll(ctx, s, r, []string{id}, opts...)
 	if err != nil {
@@ -189,13 +191,14 @@ func LoadAll[T persistent.Persistent](ctx context.Context, s *Service, r Finder[
 		}
 		keys[i] = key
 	}
-	leases, err := acquireKeys(ctx, s, keys, opts)
+	actx, reads := withReads(ctx, s, r, ids) // lock and load: load.go
+	leases, err := acquireKeys(actx, s, keys, opts)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]*Locked[T], len(ids))
 	for i, id := range ids {
-		e, err := find(ctx, r, id, leases[i])
+		e, err := load(ctx, r, id, leases[i], reads, i)
 		if err == nil {
 			var key string
 			if key, err = persistent.KeyOf(e); err != nil {

@@ -118,3 +118,23 @@ return 1`)
 	}
 	fmt.Println("written:", n == 1)
 }
+
+// After upgrading from a version that kept one fence counter per key, move
+// those counters into the per-slot ones once, so that fences continue above
+// the ones stores kept. (Compiled, not run: it needs a Redis server.)
+func ExampleProvider_MigrateFences() {
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379", ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	p, err := redisprovider.New(rdb, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+
+	n, err := p.MigrateFences(ctx) // safe while locks are in use; a second run moves nothing
+	if err != nil {
+		log.Fatal(err) // errors.Is(err, locked.ErrUnavailable): run it again
+	}
+	fmt.Println("moved", n, "fence counters; user:42 now draws from", p.FenceCounter("user:42"))
+}

@@ -8,7 +8,8 @@
 // embedded Lua script (go-redis reloads a script that a restarted Redis or a
 // SCRIPT FLUSH forgot, transparently). A key K is stored as
 // "<prefix>{K}" = "<fence> <nonce> <token>" with the hold's TTL, beside a
-// fence counter "<prefix>{K}:fence" and, while somebody waits, a FIFO queue
+// fence counter shared by the keys of K's Cluster hash slot
+// ([Provider.FenceCounter]) and, while somebody waits, a FIFO queue
 // of waiters "<prefix>{K}:queue" with their deadlines "<prefix>{K}:alive"
 // (which also keeps, for the TTL they asked for, the nonces of acquires
 // whose reply was lost and whose caller gave up, so that they refuse if
@@ -156,11 +157,14 @@ var (
 // holdScript is src with the hold format's functions (scripts/hold.lua)
 // before it, or in place of its line "--#hold" if it has one: a fast path
 // above that line runs without creating the functions' closures.
-func holdScript(src string) *redis.Script {
+func holdScript(src string) *redis.Script { return redis.NewScript(holdSource(src)) }
+
+// holdSource is the text of holdScript(src).
+func holdSource(src string) string {
 	if before, after, ok := strings.Cut(src, "\n--#hold\n"); ok {
-		return redis.NewScript(before + "\n" + holdSrc + after)
+		return before + "\n" + holdSrc + after
 	}
-	return redis.NewScript(holdSrc + src)
+	return holdSrc + src
 }
 
 // Defaults used when Options leave a field zero.
@@ -364,19 +368,34 @@ func (p *Provider) DataKey(key, name string) string {
 	return lock + ":" + name
 }
 
-// keys returns the Redis keys of key: the lock, its fence counter, its
-// waiter queue and the waiters' deadlines. All share one hash tag: {key},
-// or, for a key with braces (which would end or empty the tag), a hash of
-// the key, followed by the key itself.
+// keys returns the Redis keys of key: the lock, the fence counter it draws
+// from, its waiter queue and the waiters' deadlines. All are in one Cluster
+// slot: the lock, queue and deadlines share the hash tag {key}, or, for a
+// key with braces (which would end or empty the tag), a hash of the key,
+// followed by the key itself; the counter is the one of that tag's slot
+// (slot.go).
 func (p *Provider) keys(key string) (lock, fence, queue, alive string) {
+	tag := key
 	if strings.ContainsAny(key, "{}") {
 		h := fnv.New64a()
 		h.Write([]byte(key))
-		lock = p.prefix + "{#" + strconv.FormatUint(h.Sum64(), 16) + "}" + key
+		tag = "#" + strconv.FormatUint(h.Sum64(), 16)
+		lock = p.prefix + "{" + tag + "}" + key
 	} else {
 		lock = p.prefix + "{" + key + "}"
 	}
-	return lock, lock + ":fence", lock + ":queue", lock + ":alive"
+	return lock, p.prefix + "{" + slotTag(slotOf(tag)) + "}:fences", lock + ":queue", lock + ":alive"
+}
+
+// FenceCounter returns the Redis key of the counter that key's fences come
+// from. Every key of one Cluster hash slot draws from the same counter, so
+// at most 16384 counters exist, however many keys were ever locked. To
+// restore fences after Redis lost them (docs/decisions.md, "Fences in
+// Redis survive only what the counter survives"), raise this counter to at
+// least the highest fence a store kept.
+func (p *Provider) FenceCounter(key string) string {
+	_, fence, _, _ := p.keys(key)
+	return fence
 }
 
 // A Guard is the check that one hold is still live, for a store that
@@ -510,16 +529,12 @@ func parseFence(v any) (uint64, bool) {
 // outcome is unknown it has already handed the give-up of this request
 // (free its hold, or make it refuse) to the clean-up goroutine.
 func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration, join bool, nonce string, seq int, start time.Time) (provider.Grant, time.Duration, error) {
-	lock, fence, queue, alive := p.keys(key)
-	joinArg, instance := 0, ""
-	if join {
-		joinArg = 1
-		if p.subUp.Load() { // a handoff can reach this Provider
-			instance = p.instance
-		}
+	instance := ""
+	if join && p.subUp.Load() && !p.loads(ctx, key) { // a handoff can reach this call
+		instance = p.instance
 	}
-	res, err := acquireScript.Run(ctx, p.c, []string{lock, fence, queue, alive},
-		token, ms(ttl), joinArg, ms(3*p.poll), nonce, instance, seq).Slice()
+	keys, args := p.acquireArgs(key, token, ttl, join, nonce, instance, seq)
+	res, err := p.runAcquire(ctx, key, token, keys, args) // acquire.lua, or lock and load (load.go)
 	if err != nil {
 		err = p.StoreError(ctx, err)
 		if errors.Is(err, provider.ErrOutcomeUnknown) { // it may have granted
@@ -546,6 +561,29 @@ func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration
 		}
 	}
 	return provider.Grant{}, 0, fmt.Errorf("%w: acquire script returned %v", provider.ErrUnavailable, res)
+}
+
+// acquireArgs returns the KEYS and ARGV of the acquire script for one
+// request (nonce) of token on key; with join set, a refused caller joins
+// the waiter queue as try number seq of its call, to be handed the key on
+// this Provider's channel if instance is not "".
+func (p *Provider) acquireArgs(key, token string, ttl time.Duration, join bool, nonce, instance string, seq int) ([]string, []any) {
+	lock, fence, queue, alive := p.keys(key)
+	joinArg := 0
+	if join {
+		joinArg = 1
+	}
+	return []string{lock, fence, queue, alive}, []any{token, ms(ttl), joinArg, ms(3 * p.poll), nonce, instance, seq}
+}
+
+// loads reports whether ctx carries a HashRead of p for key. Such an
+// Acquire takes no handoff: it is woken, and the try that takes the key
+// reads the record in the same script (load.go), as many round trips as a
+// handoff followed by a separate read, and the read stays atomic with the
+// grant.
+func (p *Provider) loads(ctx context.Context, key string) bool {
+	rd, _ := provider.ReadOf(ctx, key).(*HashRead)
+	return rd != nil && rd.p == p
 }
 
 // TryAcquire implements provider.Provider.

@@ -326,7 +326,7 @@ func TestFencesExact(t *testing.T) {
 	for _, start := range []uint64{1e14 - 1, 9007199254740993} {
 		t.Run(fmt.Sprint(start), func(t *testing.T) {
 			e := insert(t, s, 1)
-			counter := strings.TrimSuffix(s.p.DataKey("rtest:"+e.Key, "x"), ":x") + ":fence"
+			counter := s.p.FenceCounter("rtest:" + e.Key)
 			if err := c.Set(ctx, counter, start, 0).Err(); err != nil {
 				t.Fatal(err)
 			}

@@ -44,6 +44,15 @@
 // process's clock in nanoseconds, or the last number plus one), so a
 // delayed duplicate of an earlier write can never overwrite a later one.
 //
+// # Lock and load
+//
+// A Repository is a locked.Loader: locked.Load and LoadAll with the
+// repository's own Service hand the provider a read of the record's d
+// field (ReadFor), which the provider runs in the acquire script when it
+// grants. Lock and read are one round trip, nothing can write the record
+// between them, and Load, Save, Close is three round trips in all. With a
+// Service of another lock store, Load locks there and reads with Find.
+//
 // # What an error means
 //
 // Each call ends in success, a definite refusal (locked.ErrNotHeld,
@@ -172,7 +181,10 @@ func (r *Repository[T]) EntityKey(id string) (string, error) {
 	return r.entityKey(r.prefix + key), nil
 }
 
-func (r *Repository[T]) entityKey(storeKey string) string { return r.p.DataKey(storeKey, "entity") }
+func (r *Repository[T]) entityKey(storeKey string) string { return r.p.DataKey(storeKey, entityName) }
+
+// entityName is the record's name beside its lock (Provider.DataKey).
+const entityName = "entity"
 
 func (r *Repository[T]) goneKey(storeKey string) string { return r.p.DataKey(storeKey, "entity:gone") }
 
@@ -191,18 +203,29 @@ func (r *Repository[T]) Find(ctx context.Context, id string) (T, error) {
 	if err := ctx.Err(); err != nil {
 		return e, idError("find", id, provider.Unavailable(err))
 	}
-	data, err := r.c.HGet(ctx, key, "d").Bytes()
+	data, err := r.c.HGet(ctx, key, dataField).Bytes()
+	return r.decode(ctx, "find", id, data, err)
+}
+
+// dataField is the record's field that holds the encoded entity.
+const dataField = "d"
+
+// decode returns the entity of a read of the record's data field that
+// returned data and err, for op on id.
+func (r *Repository[T]) decode(ctx context.Context, op, id string, data []byte, err error) (T, error) {
+	var e T
 	switch {
+	case err == nil:
 	case errors.Is(err, redis.Nil):
-		return e, idError("find", id, repository.ErrNotFound)
+		return e, idError(op, id, repository.ErrNotFound)
 	case isWrongType(err):
-		return e, idError("find", id, ErrForeign)
-	case err != nil:
-		return e, idError("find", id, r.p.StoreError(ctx, err))
+		return e, idError(op, id, ErrForeign)
+	default:
+		return e, idError(op, id, r.p.StoreError(ctx, err))
 	}
 	e, err = repository.Decode[T](r.codec, data)
 	if err != nil {
-		return e, idError("find", id, err)
+		return e, idError(op, id, err)
 	}
 	return e, nil
 }

@@ -11,7 +11,6 @@ package redisrepo_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 
 	"github.com/lockproof/lockproof/internal/faultproxy"
@@ -155,7 +154,7 @@ func TestRestartWithoutPersistence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fenceKey := strings.TrimSuffix(recordKey, ":entity") + ":fence"
+	fenceKey := s.p.FenceCounter("rtest:" + e.Key)
 	if n := admin.Exists(ctx, recordKey, fenceKey).Val(); n != 2 {
 		t.Fatalf("EXISTS %s %s = %d, want 2 (the layout changed?)", recordKey, fenceKey, n)
 	}
