@@ -675,11 +675,11 @@ func handoffCases(lsvc *locked.Service, mp *memprovider.Provider, rl *redislock.
 					return func() error { return mp.Release(context.Background(), key, tok) }, nil
 				}, noCleanup, nil
 			}},
-		{id: "lockproof", label: "lockproof Redis, one Service", name: "lockproof redisprovider (one Service)", waiting: "pub/sub wake-up (default options)", redis: true,
+		{id: "lockproof", label: "lockproof Redis, one Service", name: "lockproof redisprovider (one Service)", waiting: "handoff in the release, pub/sub (default options)", redis: true,
 			prepare: func(_ *handoffRow, key string) (lockFunc, func(), error) {
 				return leaseLock(func(int) *locked.Service { return lsvc }, key), noCleanup, nil
 			}},
-		{id: "lockproof_procs", label: "lockproof Redis, Service per worker", name: "lockproof redisprovider (client+Service per worker, like W processes)", waiting: "pub/sub wake-up (default options)", redis: true,
+		{id: "lockproof_procs", label: "lockproof Redis, Service per worker", name: "lockproof redisprovider (client+Service per worker, like W processes)", waiting: "handoff in the release, pub/sub (default options)", redis: true,
 			prepare: func(_ *handoffRow, key string) (lockFunc, func(), error) {
 				var closers []func() error
 				cleanup := func() {

@@ -28,7 +28,7 @@ import (
 //
 // It only logs; run it with BENCH_TRACE=1 go test -run TraceHandoff -v.
 // Attempts and releases are told apart by the number of keys of the
-// EVALSHA (acquire: 3, release: 2), as redisprovider's scripts are now.
+// EVALSHA (acquire: 4, release: 5), as redisprovider's scripts are now.
 func TestTraceHandoff(t *testing.T) {
 	if os.Getenv("BENCH_TRACE") == "" {
 		t.Skip("a diagnostic: set BENCH_TRACE=1 to run it")
@@ -203,9 +203,9 @@ func (h traceHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		if a := cmd.Args(); len(a) > 2 && fmt.Sprint(a[0]) == "evalsha" {
 			switch fmt.Sprint(a[2]) {
-			case "3":
+			case "4":
 				h.tr.add(h.w, "try")
-			case "2":
+			case "5":
 				h.tr.add(h.w, "rel")
 			}
 		}

@@ -30,8 +30,22 @@ func RunGiveUpScript(ctx context.Context, c redis.UniversalClient, key, token, c
 }
 
 // RunReleaseScript runs the release script once for key under DefaultPrefix,
-// publishing wake-ups on channel, with no re-send marker.
+// publishing wake-ups on channel (and handoffs on channel + ":" + a
+// waiter's instance), with no re-send marker.
 func RunReleaseScript(ctx context.Context, c redis.UniversalClient, key, token, channel string) (int64, error) {
-	lock, _, queue, _ := KeysOf(key)
-	return releaseScript.Run(ctx, c, []string{lock, queue, lock + ":rel:" + token}, token, channel, key, "r1", 0).Int64()
+	lock, fence, queue, alive := KeysOf(key)
+	return releaseScript.Run(ctx, c, []string{lock, queue, lock + ":rel:" + token, fence, alive}, token, channel, key, "r1", 0).Int64()
 }
+
+// RunWaitScript runs the acquire script once for key under DefaultPrefix
+// as try number seq of an Acquire call with nonce on a Provider with
+// instance id ("" for one that takes no handoff), joining the queue if
+// refused.
+func RunWaitScript(ctx context.Context, c redis.UniversalClient, key, token string, ttlMs, leaseMs int64, nonce, instance string, seq int) ([]any, error) {
+	lock, fence, queue, alive := KeysOf(key)
+	return acquireScript.Run(ctx, c, []string{lock, fence, queue, alive}, token, ttlMs, 1, leaseMs, nonce, instance, seq).Slice()
+}
+
+// GrantChannel returns the channel on which p is handed keys ("" when
+// handoff is off).
+func GrantChannel(p *Provider) string { return p.grants }

@@ -25,14 +25,28 @@
 // Waiting is fair: a waiter that finds the key held joins the queue, and
 // while anyone waits, only the head of the queue may take the key, so a
 // releaser asking again cannot barge in front. A waiter that joins marks
-// the hold, and the release of a marked hold publishes the key and the
-// head's token on the provider's channel; each Provider keeps
-// one subscription to it, multiplexed over its waiters and confirmed before
-// any waiter first retries, so a release between the try and the subscribe
-// cannot be missed, and it wakes only the head. A waiter also retries when
-// the holder's TTL runs out and, in case a message is lost, at a jittered
-// fallback interval; each retry renews its place in the queue, and a waiter
-// that stops retrying for three poll intervals (a crashed process) loses it.
+// the hold, and only the release of a marked hold looks at the queue. Each
+// Provider keeps one subscription, multiplexed over its waiters and
+// confirmed before any waiter first retries, so a release between the try
+// and the subscribe cannot be missed.
+//
+// On a single node (a *redis.Client, Sentinel's included) the release
+// hands the key over itself: it grants the first live waiter the next
+// fence and a hold with that waiter's TTL, and publishes the grant on the
+// waiter's Provider channel ("<prefix>released:<instance>"), so the waiter
+// returns without another round trip. The grant stands only if that
+// PUBLISH reached a subscriber: a waiter whose Provider has died or lost
+// its subscription is skipped, and leaves the queue when nobody took the
+// key. A grant whose message is lost is found by the waiter's next try.
+// On Cluster and Ring, where a script's PUBLISH counts only its own node's
+// subscribers, and for waiters without a live subscription, the release
+// instead publishes the key and the head's token on "<prefix>released",
+// which wakes only the head, and the head takes the key by a try.
+//
+// A waiter also retries when the holder's TTL runs out and, in case a
+// message is lost, at a jittered fallback interval; each retry renews its
+// place in the queue, and a waiter that stops retrying for three poll
+// intervals (a crashed process) loses it.
 //
 // # What an error means
 //
@@ -185,9 +199,16 @@ type Provider struct {
 	resend  time.Duration // how long go-redis may re-send a request; 0: never
 	closed  atomic.Bool
 
+	// instance names this Provider in the waiter entries that a release
+	// hands the key to, and grants is its own channel (channel + ":" +
+	// instance); both "" when handoff is off (clients other than
+	// *redis.Client: see decisions, "Direct handoff").
+	instance string
+	grants   string
+
 	mu sync.Mutex
 	// waiters is guarded by mu.
-	waiters map[string]map[chan struct{}]string // key → wake-up channel → token
+	waiters map[string]map[chan struct{}]waiter // key → wake-up channel → who waits
 
 	subTimeout time.Duration // bounds each attempt to subscribe (and to give up)
 
@@ -207,6 +228,25 @@ type Provider struct {
 	sub       *redis.PubSub // nil until the first wait
 	subDone   chan struct{} // closed when the dispatcher returns
 	subFailed time.Time     // the last failed attempt; the next waits a poll interval
+	// subUp is set while sub is not nil (written under subMu), so that a
+	// try can tell without the lock whether a handoff could reach it.
+	subUp atomic.Bool
+}
+
+// waiter is one registered wait (see watch): whom a wake-up or a handoff
+// is for.
+type waiter struct {
+	token  string       // "" for a release to anyone
+	nonce  string       // the Acquire call's nonce; "" takes no handoff
+	grants chan handoff // buffered; nil takes no handoff
+}
+
+// handoff is a grant that a release sent to a waiting Acquire call: its
+// fence and the server time from that call's try number seq to the grant.
+type handoff struct {
+	fence   uint64
+	elapsed time.Duration
+	seq     int
 }
 
 // New returns a Provider on c. It does not contact Redis; the first call
@@ -241,8 +281,15 @@ func New(c redis.UniversalClient, opts *Options) (*Provider, error) {
 		poll:       poll,
 		resend:     resendWindow(c),
 		subTimeout: min(poll, time.Second),
-		waiters:    make(map[string]map[chan struct{}]string),
+		waiters:    make(map[string]map[chan struct{}]waiter),
 		cleanKick:  make(chan struct{}, 1),
+	}
+	// A script's PUBLISH counts the subscribers of its own node only, and
+	// only a single node (or Sentinel's master) is sure to hold both the
+	// key and this Provider's subscription.
+	if _, single := c.(*redis.Client); single {
+		p.instance = newNonce() // 64 random bits: no two Providers share one
+		p.grants = p.channel + ":" + p.instance
 	}
 	p.bg, p.bgCancel = context.WithCancel(context.Background())
 	return p, nil
@@ -473,16 +520,20 @@ func parseFence(v any) (uint64, bool) {
 	return f, err == nil && f > 0
 }
 
-// try runs the acquire script once, as a request of its own; with join
-// set, a refused caller joins the waiter queue. It returns the grant, or
+// try runs the acquire script once, sent at start, for the request nonce
+// (one per TryAcquire, one per Acquire call for all its tries); with join
+// set, a refused caller joins the waiter queue, as try number seq of its
+// call, and may be handed the key by a release. It returns the grant, or
 // provider.ErrNotAcquired and when to try again unwoken (the holder's
 // remaining TTL, or the head waiter's deadline), or a StoreError. When the
 // outcome is unknown it has already handed the give-up of this request
 // (free its hold, or make it refuse) to the clean-up goroutine.
-func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration, join bool) (provider.Grant, time.Duration, error) {
-	nonce := newNonce()
-	keys, args := p.acquireArgs(key, token, ttl, join, nonce)
-	start := time.Now()
+func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration, join bool, nonce string, seq int, start time.Time) (provider.Grant, time.Duration, error) {
+	instance := ""
+	if join && p.subUp.Load() && !p.loads(ctx, key) { // a handoff can reach this call
+		instance = p.instance
+	}
+	keys, args := p.acquireArgs(key, token, ttl, join, nonce, instance, seq)
 	res, err := p.runAcquire(ctx, key, token, keys, args) // acquire.lua, or lock and load (load.go)
 	if err != nil {
 		err = p.StoreError(ctx, err)
@@ -490,6 +541,15 @@ func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration
 			p.abandon(key, token, ttl, true, nonce)
 		}
 		return provider.Grant{}, 0, err
+	}
+	if len(res) == 3 { // the hold is already this request's: count from its PTTL
+		if f, ok := parseFence(res[1]); ok {
+			if pttl, ok := res[2].(int64); ok && res[0] == int64(1) {
+				// PTTL is counted from Redis's clock in whole ms, so the
+				// hold may lapse up to 1 ms before start + pttl.
+				return provider.Grant{Fence: f, Expires: start.Add(time.Duration(pttl-1) * time.Millisecond)}, 0, nil
+			}
+		}
 	}
 	if len(res) == 2 {
 		if ok, _ := res[0].(int64); ok == 1 {
@@ -505,14 +565,25 @@ func (p *Provider) try(ctx context.Context, key, token string, ttl time.Duration
 
 // acquireArgs returns the KEYS and ARGV of the acquire script for one
 // request (nonce) of token on key; with join set, a refused caller joins
-// the waiter queue.
-func (p *Provider) acquireArgs(key, token string, ttl time.Duration, join bool, nonce string) ([]string, []any) {
+// the waiter queue as try number seq of its call, to be handed the key on
+// this Provider's channel if instance is not "".
+func (p *Provider) acquireArgs(key, token string, ttl time.Duration, join bool, nonce, instance string, seq int) ([]string, []any) {
 	lock, fence, queue, alive := p.keys(key)
 	joinArg := 0
 	if join {
 		joinArg = 1
 	}
-	return []string{lock, fence, queue, alive}, []any{token, ms(ttl), joinArg, ms(3 * p.poll), nonce}
+	return []string{lock, fence, queue, alive}, []any{token, ms(ttl), joinArg, ms(3 * p.poll), nonce, instance, seq}
+}
+
+// loads reports whether ctx carries a HashRead of p for key. Such an
+// Acquire takes no handoff: it is woken, and the try that takes the key
+// reads the record in the same script (load.go), as many round trips as a
+// handoff followed by a separate read, and the read stays atomic with the
+// grant.
+func (p *Provider) loads(ctx context.Context, key string) bool {
+	rd, _ := provider.ReadOf(ctx, key).(*HashRead)
+	return rd != nil && rd.p == p
 }
 
 // TryAcquire implements provider.Provider.
@@ -531,12 +602,15 @@ func (p *Provider) TryAcquire(ctx context.Context, key, token string, ttl time.D
 	if ctx.Err() != nil {
 		return provider.Grant{}, provider.CtxError(ctx)
 	}
-	g, _, err := p.try(ctx, key, token, ttl, false)
+	g, _, err := p.try(ctx, key, token, ttl, false, newNonce(), 0, time.Now())
 	return g, err
 }
 
-// Acquire implements provider.Provider. It retries when a release of key is
-// published, when the holder's TTL runs out, and at the fallback interval.
+// Acquire implements provider.Provider. On a single node (not Cluster or
+// Ring) the release hands the key to the head waiter and tells it so,
+// without another round trip. Otherwise it retries when a release of key
+// is published, when the holder's TTL runs out, and at the fallback
+// interval.
 //
 // Errors: provider.ErrNotAcquired with ctx.Err() if ctx ended while it
 // waited between tries; provider.ErrUnavailable at once if Redis cannot be
@@ -552,19 +626,31 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 	if ctx.Err() != nil {
 		return provider.Grant{}, provider.CtxError(ctx)
 	}
+	nonce := newNonce() // of the whole call: a handoff's hold carries it
 	wake := make(chan struct{}, 1)
-	defer p.watch(ctx, key, token, wake)()
-	g, err := waitLoop(ctx, wake, p.poll, func() (provider.Grant, time.Duration, error) {
+	grants := make(chan handoff, 1)
+	defer p.watchAs(ctx, key, waiter{token: token, nonce: nonce, grants: grants}, wake)()
+	var sent []time.Time // when each try was sent, by its number
+	g, err := waitLoop(ctx, wake, grants, p.poll, func() (provider.Grant, time.Duration, error) {
 		if p.closed.Load() {
 			return provider.Grant{}, 0, provider.ErrClosed
 		}
 		if ctxErr(ctx) != nil { // nothing sent: a wait that timed out
 			return provider.Grant{}, 0, provider.CtxError(ctx)
 		}
-		return p.try(ctx, key, token, ttl, true)
+		start := time.Now()
+		sent = append(sent, start)
+		return p.try(ctx, key, token, ttl, true, nonce, len(sent)-1, start)
+	}, func(h handoff) (provider.Grant, bool) {
+		if h.seq < 0 || h.seq >= len(sent) {
+			return provider.Grant{}, false // not one of ours: a try asks Redis
+		}
+		// The try with number seq ran after it was sent, and the hold
+		// lapses elapsed + TTL after that try ran, by Redis's clock.
+		return provider.Grant{Fence: h.fence, Expires: sent[h.seq].Add(h.elapsed + time.Duration(ms(ttl))*time.Millisecond)}, true
 	})
 	if err != nil && !errors.Is(err, provider.ErrOutcomeUnknown) { // try handed that give-up over already
-		p.giveUp(ctx, key, token, ttl, false)
+		p.giveUp(ctx, key, token, ttl, nonce)
 	}
 	return g, err
 }
@@ -576,18 +662,20 @@ func (p *Provider) Acquire(ctx context.Context, key, token string, ttl time.Dura
 // that does not answer costs the caller at most this.
 const queueLeaveBudget = 20 * time.Millisecond
 
-// giveUp runs the give-up script for a caller that will not hold key: it
-// takes token out of the queue (so the waiters behind need not wait for
-// its deadline) and, if unknown is set because the last try was lost, frees
-// a hold that try took or makes it refuse if it has not run yet. A plain
-// leave is tried at once for at most queueLeaveBudget; anything left over,
-// and every unknown outcome's undo, runs in the clean-up goroutine, which
+// giveUp runs the give-up script for an Acquire call (its request nonce)
+// that will not hold key: it takes token out of the queue (so the waiters
+// behind need not wait for its deadline) and frees a hold that a release
+// handed to the call meanwhile. It is tried at once for at most
+// queueLeaveBudget; if Redis has not answered, the clean-up goroutine
 // retries until Redis answers or the hold would have lapsed anyway.
-func (p *Provider) giveUp(_ context.Context, key, token string, ttl time.Duration, unknown bool) {
-	p.abandon(key, token, ttl, unknown, "")
+func (p *Provider) giveUp(_ context.Context, key, token string, ttl time.Duration, nonce string) {
+	p.abandon(key, token, ttl, false, nonce)
 }
 
-// abandon is giveUp for the try with nonce ("" for any hold of token).
+// abandon gives up the request nonce of token on key: giveUp, and, if
+// unknown is set because its last try was lost, also frees a hold that try
+// took or makes it refuse if it has not run yet. Every unknown outcome's
+// undo runs in the clean-up goroutine.
 func (p *Provider) abandon(key, token string, ttl time.Duration, unknown bool, nonce string) {
 	g := pendingGiveUp{key: key, token: token, ttl: ttl, unknown: unknown, nonce: nonce, until: time.Now().Add(ttl)}
 	if !unknown && p.runGiveUp(g, queueLeaveBudget) == nil {
@@ -685,9 +773,14 @@ func tombstone(lock, token string) string { return lock + ":gone:" + token }
 func releaseMarker(lock, token string) string { return lock + ":rel:" + token }
 
 // waitLoop calls try until it grants, fails otherwise than ErrNotAcquired,
-// or ctx ends. Between tries it waits for a wake-up, the holder's expiry or
-// a jittered poll, whichever comes first.
-func waitLoop(ctx context.Context, wake <-chan struct{}, poll time.Duration, try func() (provider.Grant, time.Duration, error)) (provider.Grant, error) {
+// or ctx ends. Between tries it waits for a wake-up, a handoff, the
+// holder's expiry or a jittered poll, whichever comes first. A handoff
+// that granted turns into the grant it returns; one it cannot place (ok
+// false) is checked by the next try, which finds the hold. A handoff that
+// arrives when waitLoop has returned otherwise is the caller's to give
+// back (the give-up frees a hold of its request).
+func waitLoop(ctx context.Context, wake <-chan struct{}, grants <-chan handoff, poll time.Duration,
+	try func() (provider.Grant, time.Duration, error), granted func(handoff) (provider.Grant, bool)) (provider.Grant, error) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
@@ -708,6 +801,10 @@ func waitLoop(ctx context.Context, wake <-chan struct{}, poll time.Duration, try
 		timer.Reset(d)
 		select {
 		case <-wake:
+		case h := <-grants:
+			if g, ok := granted(h); ok {
+				return g, nil
+			}
 		case <-timer.C:
 		case <-ctx.Done():
 			return provider.Grant{}, provider.CtxError(ctx)
@@ -739,8 +836,8 @@ func (p *Provider) release(ctx context.Context, key, token string) (bool, error)
 	if err := ctx.Err(); err != nil {
 		return false, provider.Unavailable(err)
 	}
-	lock, _, queue, _ := p.keys(key)
-	n, err := releaseScript.Run(ctx, p.c, []string{lock, queue, releaseMarker(lock, token)},
+	lock, fence, queue, alive := p.keys(key)
+	n, err := releaseScript.Run(ctx, p.c, []string{lock, queue, releaseMarker(lock, token), fence, alive},
 		token, p.channel, key, newNonce(), p.markerTTL(ctx)).Int64()
 	if err != nil {
 		return false, p.StoreError(ctx, err)
@@ -849,6 +946,7 @@ func (p *Provider) Close() error {
 	p.subMu.Lock()
 	sub, done := p.sub, p.subDone
 	p.sub = nil
+	p.subUp.Store(false)
 	p.subMu.Unlock()
 	if sub == nil {
 		return nil
@@ -864,13 +962,19 @@ func (p *Provider) Close() error {
 // missing a release in between. If Redis cannot be subscribed to, the
 // waiter still works, by polling. stop unregisters.
 func (p *Provider) watch(ctx context.Context, key, token string, ch chan struct{}) (stop func()) {
+	return p.watchAs(ctx, key, waiter{token: token}, ch)
+}
+
+// watchAs is watch for w, which also takes handoffs to its call if
+// w.grants is set.
+func (p *Provider) watchAs(ctx context.Context, key string, w waiter, ch chan struct{}) (stop func()) {
 	p.mu.Lock()
 	set := p.waiters[key]
 	if set == nil {
-		set = make(map[chan struct{}]string)
+		set = make(map[chan struct{}]waiter)
 		p.waiters[key] = set
 	}
-	set[ch] = token
+	set[ch] = w
 	p.mu.Unlock()
 	p.subscribe(ctx)
 	return func() {
@@ -900,7 +1004,11 @@ func (p *Provider) subscribe(ctx context.Context) {
 	// Subscribing connects, bounded by ctx. go-redis keeps the context of
 	// the first receive for the life of the subscription (pings,
 	// reconnects), so that one must not end; the timeout bounds it.
-	err := sub.Subscribe(ctx, p.channel)
+	channels := []string{p.channel}
+	if p.grants != "" {
+		channels = append(channels, p.grants) // one command: confirmed together
+	}
+	err := sub.Subscribe(ctx, channels...)
 	wait := p.subTimeout // the caller's deadline bounds it too
 	if err == nil {
 		if d, ok := ctx.Deadline(); ok {
@@ -919,27 +1027,70 @@ func (p *Provider) subscribe(ctx context.Context) {
 		return
 	}
 	p.sub, p.subDone = sub, make(chan struct{})
+	p.subUp.Store(true)
 	go p.dispatch(sub.Channel(), p.subDone)
 }
 
-// dispatch wakes the waiter named by each message until the subscription
-// is closed. go-redis reconnects a broken subscription by itself; releases
-// published meanwhile are caught by the waiters' fallback polling.
+// dispatch wakes the waiter named by each message, and hands each handoff
+// to the Acquire call it is for, until the subscription is closed. go-redis
+// reconnects a broken subscription by itself; releases published meanwhile
+// are caught by the waiters' fallback polling (a handoff sent meanwhile
+// reached no subscriber, so the release did not make it). A handoff whose
+// call no longer waits is dropped: that call's give-up frees its hold.
 func (p *Provider) dispatch(msgs <-chan *redis.Message, done chan struct{}) {
 	defer close(done)
 	for m := range msgs {
+		if p.grants != "" && m.Channel == p.grants {
+			p.deliver(m.Payload)
+			continue
+		}
 		head, key, ok := parseWake(m.Payload)
 		if !ok {
 			continue
 		}
 		p.mu.Lock()
-		for ch, token := range p.waiters[key] {
-			if token == "" || token == head {
+		for ch, w := range p.waiters[key] {
+			if w.token == "" || w.token == head {
 				notify(ch)
 			}
 		}
 		p.mu.Unlock()
 	}
+}
+
+// deliver passes a handoff message to the call it names.
+func (p *Provider) deliver(msg string) {
+	key, token, nonce, h, ok := parseHandoff(msg)
+	if !ok {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, w := range p.waiters[key] {
+		if w.grants != nil && w.nonce == nonce && w.token == token {
+			select {
+			case w.grants <- h:
+			default: // one handoff per call; a second is a duplicate
+			}
+		}
+	}
+}
+
+// parseHandoff splits a handoff "<fence> <elapsed ms> <seq> <nonce>
+// <len(token)>:<token><key>" (see release.lua).
+func parseHandoff(msg string) (key, token, nonce string, h handoff, ok bool) {
+	f := strings.SplitN(msg, " ", 5)
+	if len(f) != 5 {
+		return "", "", "", handoff{}, false
+	}
+	fence, okF := parseFence(f[0])
+	elapsed, errE := strconv.ParseInt(f[1], 10, 64)
+	seq, errS := strconv.Atoi(f[2])
+	token, key, okW := parseWake(f[4])
+	if !okF || errE != nil || elapsed < 0 || errS != nil || f[3] == "" || !okW {
+		return "", "", "", handoff{}, false
+	}
+	return key, token, f[3], handoff{fence: fence, elapsed: time.Duration(elapsed) * time.Millisecond, seq: seq}, true
 }
 
 // parseWake splits a wake-up "<len(head)>:<head><key>".

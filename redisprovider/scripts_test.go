@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -31,7 +33,7 @@ func newScriptRig(t *testing.T) *scriptRig {
 func (r *scriptRig) acquire(token, nonce string, join bool) string {
 	r.t.Helper()
 	res, err := redisprovider.RunAcquireScript(r.ctx, r.c, r.key, token, 60000, join, 60000, nonce)
-	if err != nil || len(res) != 2 {
+	if err != nil || len(res) < 2 || len(res) > 3 {
 		r.t.Fatalf("acquire %s/%s = %v, %v", token, nonce, res, err)
 	}
 	if res[0] == int64(1) {
@@ -224,4 +226,113 @@ func TestScriptWakesOnlyWhenWaited(t *testing.T) {
 	r.want("u's hold (it took the head's turn)", value(), "4 n6+ u")
 	release("u")
 	r.want("wake-up after u's release, queue empty", next(), "(none)")
+}
+
+// TestScriptHandoff: the release hands the key to the first queued waiter
+// that a PUBLISH on its instance channel reaches, with the next fence, its
+// call's nonce and TTL; it skips one that nobody listens for (the fence
+// number stays unused) and, when nobody takes the key, drops the skipped
+// ones and wakes the head. The handed call's next try finds the hold; its
+// give-up frees it.
+func TestScriptHandoff(t *testing.T) {
+	r := newScriptRig(t)
+	channel := "wake-" + r.key
+	sub := r.c.Subscribe(r.ctx, channel+":i1", channel)
+	t.Cleanup(func() { _ = sub.Close() })
+	for range 2 { // both subscriptions are confirmed
+		if _, err := sub.Receive(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recv := func() string {
+		t.Helper()
+		m, err := sub.ReceiveMessage(r.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Channel + " " + m.Payload
+	}
+	wait := func(token, nonce, instance string, seq int) string {
+		t.Helper()
+		res, err := redisprovider.RunWaitScript(r.ctx, r.c, r.key, token, 60000, 60000, nonce, instance, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(res)
+	}
+	release := func(token string) {
+		t.Helper()
+		if n, err := redisprovider.RunReleaseScript(r.ctx, r.c, r.key, token, channel); err != nil || n != 1 {
+			t.Fatalf("release %s = %d, %v", token, n, err)
+		}
+	}
+	lock, _, _, _ := redisprovider.KeysOf(r.key)
+	value := func() string {
+		t.Helper()
+		v, err := r.c.Get(r.ctx, lock).Result()
+		if err == redis.Nil {
+			return "(free)"
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	r.want("h", r.acquire("h", "n0", false), "granted 1")
+	r.want("b (instance i2: nobody listens) joins", wait("b", "nb", "i2", 0)[:3], "[0 ")
+	r.want("a (instance i1) joins", wait("a", "na", "i1", 0)[:3], "[0 ")
+	r.want("c (instance i1) joins", wait("c", "nc", "i1", 0)[:3], "[0 ")
+	r.want("a tries again, still refused", wait("a", "na", "i1", 1)[:3], "[0 ")
+	release("h")
+	// Fence 2 went to b's unheard handoff; a's try number 1 is the last.
+	got := recv()
+	var elapsed int
+	if _, err := fmt.Sscanf(got, channel+":i1 3 %d 1 na 1:a", &elapsed); err != nil || !strings.HasSuffix(got, "1:a"+r.key) || elapsed < 0 {
+		t.Fatalf("handoff message = %q (%v); want fence 3, elapsed ms, try 1, nonce na, token a, key", got, err)
+	}
+	r.want("a's hold", value(), "3 na+ a")
+	if got, want := r.queue(), []string{"b", "c"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("queue after the handoff = %v, want %v (b skipped, keeping its place)", got, want)
+	}
+	lock, _, _, alive := redisprovider.KeysOf(r.key)
+	if pttl, err := r.c.PTTL(r.ctx, lock).Result(); err != nil || pttl.Milliseconds() <= 55000 || pttl.Milliseconds() > 60000 {
+		t.Fatalf("handed hold PTTL = %v, %v; want a's 60 s", pttl, err)
+	}
+	if ok, err := r.c.HExists(r.ctx, alive, "a").Result(); err != nil || ok {
+		t.Fatalf("a's waiter entry after the handoff: %v, %v", ok, err)
+	}
+	res, err := redisprovider.RunWaitScript(r.ctx, r.c, r.key, "a", 60000, 60000, "na", "i1", 2)
+	if err != nil || len(res) != 3 || res[0] != int64(1) || res[1] != "3" {
+		t.Fatalf("a's next try = %v, %v; want {1, 3, pttl}: the handed hold", res, err)
+	}
+	r.want("a's fresh call (another nonce)", wait("a", "na2", "i1", 0)[:3], "[0 ")
+	r.giveUp("a", "na2", false)
+	r.want("a's hold after the give-up of another call", value(), "3 na+ a")
+	r.giveUp("a", "na", false) // a's call will not use it
+	r.want("lock after a's give-up", value(), "(free)")
+	r.want("wake-up after a's give-up", recv(), channel+" 1:b"+r.key)
+
+	// b is the head of a free key: c waits; c takes no handoff now.
+	r.want("c, not the head", wait("c", "nc", "", 1)[:3], "[0 ")
+	r.want("b takes it", r.acquire("b", "nb", true), "granted 4")
+	release("b")
+	// c's entry names no instance: it is woken, and takes it by a try.
+	r.want("wake-up for c", recv(), channel+" 1:c"+r.key)
+	_, _, queueKey, _ := redisprovider.KeysOf(r.key)
+	if got, want := r.queue(), []string{"c"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("queue after b's release = %v, want %v", got, want)
+	}
+	if pttl, err := r.c.PTTL(r.ctx, queueKey).Result(); err != nil || pttl <= 0 || pttl > time.Minute {
+		t.Fatalf("queue PTTL = %v, %v; want c's deadline, about a minute", pttl, err)
+	}
+	r.want("c takes it", r.acquire("c", "nc", true), "granted 5")
+
+	r.want("d (instance i2: nobody listens) joins", wait("d", "nd", "i2", 0)[:3], "[0 ")
+	release("c")
+	if got := r.queue(); len(got) != 0 {
+		t.Fatalf("queue = %v after a release that nobody took; want d dropped", got)
+	}
+	r.want("lock after nobody took it", value(), "(free)")
+	r.want("a newcomer", r.acquire("e", "ne", false), "granted 7")
 }

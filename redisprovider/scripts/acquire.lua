@@ -3,21 +3,32 @@
 --         joins marks it (nonce + '+'), and so does the head that takes it
 -- KEYS[2] fence counter (never expires)
 -- KEYS[3] waiter queue: a list of tokens, oldest first
--- KEYS[4] waiter deadlines: a hash token -> ms (server clock) after which
---         a waiter that has not tried again counts as gone; its field ''
---         (no token is empty) holds the tombstones: " <nonce>:<ms>" per
---         request whose caller gave up on it (its reply was lost), so it
---         must not grant late (see giveup.lua). The hash outlives the queue
---         and every tombstone in it.
+-- KEYS[4] waiter entries: a hash token -> "<deadline>" or, for a waiter
+--         that takes a handoff (see release.lua),
+--         "<deadline> <last> <ttl> <seq> <nonce> <instance>": deadline the
+--         ms (server clock) after which a waiter that has not tried again
+--         counts as gone, last the ms (server clock, rounded up) when its
+--         last try ran, ttl the TTL it asks for (ms), seq that try's
+--         number, nonce its Acquire call's nonce, instance its provider's
+--         id (its channel is the wake-up channel .. ':' .. instance). Its
+--         field '' (no token is empty) holds the tombstones: " <nonce>:<ms>"
+--         per request whose caller gave up on it (its reply was lost), so
+--         it must not grant late (see giveup.lua). The hash outlives the
+--         queue and every tombstone in it.
 -- ARGV[1] token, ARGV[2] TTL in ms, ARGV[3] '1' to join the queue if
--- refused, ARGV[4] waiter lease in ms, ARGV[5] this request's nonce.
+-- refused, ARGV[4] waiter lease in ms, ARGV[5] this request's nonce (an
+-- Acquire call sends one nonce with all its tries), ARGV[6] the caller's
+-- instance id for a handoff, '' (or absent) for none, ARGV[7] this try's
+-- number within its call (absent: 0).
 -- Order is fair: while anyone waits, only the head of the queue may take a
 -- free key.
--- Returns {1, fence} when taken, the fence a decimal string; also when an
--- earlier execution of this very request (the same nonce, re-sent by the
--- client after a lost reply) took it. Returns {0, ms} when refused, where
--- ms is when to try again unwoken: the holder's PTTL (-1 for a foreign
--- value without TTL), or the head waiter's deadline.
+-- Returns {1, fence} when taken, the fence a decimal string; {1, fence,
+-- pttl} when the hold is already this request's: an earlier execution of
+-- it (the same nonce, re-sent by the client after a lost reply) took it,
+-- or a release handed it to this call (its message may have been lost);
+-- pttl is the hold's remaining TTL in ms. Returns {0, ms} when refused,
+-- where ms is when to try again unwoken: the holder's PTTL (-1 for a
+-- foreign value without TTL), or the head waiter's deadline.
 
 -- Fast path: nobody holds the key, nobody waits, nobody gave up: the queue
 -- never exists without the hash, so two keys say it. It runs before
@@ -39,7 +50,8 @@ end
 
 local hf, hn, ht = hold_get(KEYS[1])
 if hn and hold_is(hn, ARGV[5]) and ht == ARGV[1] then
-  return {1, hf} -- a re-execution of the request that took it
+  -- a re-execution of the request that took it, or a handoff to this call
+  return {1, hf, redis.call('PTTL', KEYS[1])}
 end
 
 local tombs = redis.call('HGET', KEYS[4], '')
@@ -64,7 +76,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local head = redis.call('LINDEX', KEYS[3], 0)
 local deadline = 0
 while head do
-  deadline = tonumber(redis.call('HGET', KEYS[4], head) or '0')
+  deadline = tonumber(string.match(redis.call('HGET', KEYS[4], head) or '', '^%d+') or '0')
   if deadline >= now then
     break
   end
@@ -102,7 +114,16 @@ if ARGV[3] == '1' then
       redis.call('PEXPIRE', KEYS[4], pt)
     end
   end
-  if redis.call('HSET', KEYS[4], ARGV[1], now + lease) == 1 then
+  local entry = string.format('%d', now + lease)
+  local instance = ARGV[6] or ''
+  if instance ~= '' then -- what a release needs to hand the key over
+    local last = now
+    if tonumber(t[2]) % 1000 ~= 0 then
+      last = now + 1
+    end
+    entry = entry .. ' ' .. string.format('%d', last) .. ' ' .. ARGV[2] .. ' ' .. (ARGV[7] or '0') .. ' ' .. ARGV[5] .. ' ' .. instance
+  end
+  if redis.call('HSET', KEYS[4], ARGV[1], entry) == 1 then
     redis.call('RPUSH', KEYS[3], ARGV[1])
   end
   -- The queue outlives its last waiter's deadline, never longer; the hash
