@@ -162,6 +162,7 @@ func TestLoadFallsBackToFind(t *testing.T) {
 		require.NoError(t, err)
 		defer first.Close()
 		ld := &loader{p: p}
+		//lockcheck:ignore re-entry by the same owner is what this case tests
 		again, err := locked.Load(first.Context(), s, ld, a, locked.WithReentrant())
 		require.NoError(t, err)
 		defer again.Close()

@@ -374,6 +374,9 @@ func TestLoadOutcomes(t *testing.T) {
 				ctx, cancel = context.WithTimeout(t.Context(), faultCtx)
 			}
 			l, err := locked.Load(ctx, s.svc, s.repo, e.Key)
+			if err == nil {
+				defer l.Close()
+			}
 			cancel()
 			s.proxy.Clear()
 			if s.proxy.Fired() == fired {
@@ -383,7 +386,6 @@ func TestLoadOutcomes(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Load after a lost reply that go-redis re-sent = %v, want success", err)
 				}
-				defer l.Close()
 				if l.Entity().N != 4 {
 					t.Fatalf("N = %d, want 4", l.Entity().N)
 				}
