@@ -17,7 +17,7 @@ import (
 
 // renewTTL is the TTL of auto-renewed leases: renewal runs every third of
 // it, so a lease only lapses if renewal stalls for two thirds of it.
-const renewTTL = 150 * time.Millisecond
+const renewTTL = 300 * time.Millisecond
 
 func TestLeaseAccessors(t *testing.T) {
 	p := newProvider(t)
