@@ -298,7 +298,7 @@ func New(c redis.UniversalClient, opts *Options) (*Provider, error) {
 		p.grants = p.channel + ":" + p.instance
 	}
 	p.channelArg, p.instanceArg = p.channel, p.instance
-	p.leaseArg, p.resendArg = ms(3*p.poll), p.markerMs(nil)
+	p.leaseArg, p.resendArg = ms(3*p.poll), ms(p.resend)
 	p.bg, p.bgCancel = context.WithCancel(context.Background())
 	return p, nil
 }
@@ -355,25 +355,11 @@ func (p *Provider) markerTTL(ctx context.Context) any {
 	if p.resend == 0 {
 		return 0
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		return p.resendArg
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return p.resendArg // ms(p.resend), boxed once
 	}
-	return p.markerMs(ctx)
-}
-
-// markerMs is markerTTL's number, for a call with ctx (nil: without a
-// deadline).
-func (p *Provider) markerMs(ctx context.Context) int64 {
-	if p.resend == 0 {
-		return 0
-	}
-	d := p.resend
-	if ctx != nil {
-		if dl, ok := ctx.Deadline(); ok {
-			d = min(d, time.Until(dl)+time.Second)
-		}
-	}
-	return ms(d)
+	return ms(min(p.resend, time.Until(dl)+time.Second))
 }
 
 // keyCounts are the key counts of runScript's command lines, boxed once.
