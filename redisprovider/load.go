@@ -106,7 +106,7 @@ func (replyError) RedisError() {}
 func (p *Provider) runAcquire(ctx context.Context, key, token string, keys []string, args []any) ([]any, error) {
 	rd, _ := provider.ReadOf(ctx, key).(*HashRead)
 	if rd == nil || rd.p != p {
-		return acquireScript.Run(ctx, p.c, keys, args...).Slice()
+		return runScript(ctx, p.c, acquireSha, keys, args).Slice()
 	}
 	res, err := loadScript.Run(ctx, p.c, append(keys, rd.hash), append(args, rd.field)...).Slice()
 	if err != nil || len(res) == 0 {

@@ -149,9 +149,12 @@ var (
 
 	acquireScript = holdScript(acquireSrc)
 	releaseScript = holdScript(releaseSrc)
-	extendScript  = holdScript(extendSrc)
-	stateScript   = holdScript(stateSrc)
-	giveUpScript  = holdScript(giveUpSrc)
+
+	acquireSha   = newNodeScript(acquireScript)
+	releaseSha   = newNodeScript(releaseScript)
+	extendScript = holdScript(extendSrc)
+	stateScript  = holdScript(stateSrc)
+	giveUpScript = holdScript(giveUpSrc)
 )
 
 // holdScript is src with the hold format's functions (scripts/hold.lua)
@@ -205,6 +208,9 @@ type Provider struct {
 	// *redis.Client: see decisions, "Direct handoff").
 	instance string
 	grants   string
+
+	// The scripts' arguments that are the same in every call, boxed once.
+	channelArg, instanceArg, leaseArg, resendArg any
 
 	mu sync.Mutex
 	// waiters is guarded by mu.
@@ -291,6 +297,8 @@ func New(c redis.UniversalClient, opts *Options) (*Provider, error) {
 		p.instance = newNonce() // 64 random bits: no two Providers share one
 		p.grants = p.channel + ":" + p.instance
 	}
+	p.channelArg, p.instanceArg = p.channel, p.instance
+	p.leaseArg, p.resendArg = ms(3*p.poll), ms(p.resend)
 	p.bg, p.bgCancel = context.WithCancel(context.Background())
 	return p, nil
 }
@@ -343,15 +351,41 @@ func resendWindow(c redis.UniversalClient) time.Duration {
 
 // markerTTL is how long a marker that lets a re-sent request of a call with
 // ctx find its first execution must live, in ms; 0 for none.
-func (p *Provider) markerTTL(ctx context.Context) int64 {
+func (p *Provider) markerTTL(ctx context.Context) any {
 	if p.resend == 0 {
 		return 0
 	}
-	d := p.resend
-	if dl, ok := ctx.Deadline(); ok {
-		d = min(d, time.Until(dl)+time.Second)
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return p.resendArg // ms(p.resend), boxed once
 	}
-	return ms(d)
+	return ms(min(p.resend, time.Until(dl)+time.Second))
+}
+
+// keyCounts are the key counts of runScript's command lines, boxed once.
+var keyCounts = [...]any{"0", "1", "2", "3", "4", "5", "6", "7", "8"}
+
+// runScript runs s with keys and args, as go-redis's Script.Run does:
+// EVALSHA, and EVAL if Redis has lost the script (a restart, SCRIPT
+// FLUSH). It sends one command line built in one slice, with the key
+// count as a string; Run builds a second one and allocates to look for
+// NOSCRIPT even in a reply without error.
+func runScript(ctx context.Context, c redis.UniversalClient, s *nodeScript, keys []string, args []any) *redis.Cmd {
+	line := make([]any, 3, 3+len(keys)+len(args))
+	line[0], line[1] = "evalsha", s.sha
+	if len(keys) < len(keyCounts) {
+		line[2] = keyCounts[len(keys)]
+	} else {
+		line[2] = strconv.Itoa(len(keys))
+	}
+	for _, k := range keys {
+		line = append(line, k)
+	}
+	cmd := redis.NewCmd(ctx, append(line, args...)...)
+	if err := c.Process(ctx, cmd); noScript(err) {
+		return s.s.Eval(ctx, c, keys, args...)
+	}
+	return cmd
 }
 
 // Client returns the client the Provider was created with, for a store that
@@ -374,17 +408,40 @@ func (p *Provider) DataKey(key, name string) string {
 // key with braces (which would end or empty the tag), a hash of the key,
 // followed by the key itself; the counter is the one of that tag's slot
 // (slot.go).
+//
+// The four are cut from one string, built in one allocation: they are
+// built on every call.
 func (p *Provider) keys(key string) (lock, fence, queue, alive string) {
-	tag := key
+	tag, suffix := key, ""
 	if strings.ContainsAny(key, "{}") {
 		h := fnv.New64a()
 		h.Write([]byte(key))
-		tag = "#" + strconv.FormatUint(h.Sum64(), 16)
-		lock = p.prefix + "{" + tag + "}" + key
-	} else {
-		lock = p.prefix + "{" + key + "}"
+		tag, suffix = "#"+strconv.FormatUint(h.Sum64(), 16), key
 	}
-	return lock, p.prefix + "{" + slotTag(slotOf(tag)) + "}:fences", lock + ":queue", lock + ":alive"
+	st := &slotTags()[slotOf(tag)]
+	n := 0
+	for n < len(st) && st[n] != 0 {
+		n++
+	}
+	// "<lock>:queue<lock>:alive<prefix>{<slot tag>}:fences"
+	lockLen := len(p.prefix) + len(tag) + 2 + len(suffix)
+	var b strings.Builder
+	b.Grow(2*lockLen + len(":queue:alive") + len(p.prefix) + n + len("{}:fences"))
+	for _, part := range [...]string{":queue", ":alive"} {
+		b.WriteString(p.prefix)
+		b.WriteByte('{')
+		b.WriteString(tag)
+		b.WriteByte('}')
+		b.WriteString(suffix)
+		b.WriteString(part)
+	}
+	b.WriteString(p.prefix)
+	b.WriteByte('{')
+	b.Write(st[:n])
+	b.WriteString("}:fences")
+	all := b.String()
+	q := lockLen + len(":queue")
+	return all[:lockLen], all[2*q:], all[:q], all[q : 2*q]
 }
 
 // FenceCounter returns the Redis key of the counter that key's fences come
@@ -573,7 +630,14 @@ func (p *Provider) acquireArgs(key, token string, ttl time.Duration, join bool, 
 	if join {
 		joinArg = 1
 	}
-	return []string{lock, fence, queue, alive}, []any{token, ms(ttl), joinArg, ms(3 * p.poll), nonce, instance, seq}
+	instanceArg := any("")
+	if instance != "" {
+		instanceArg = instance
+		if instance == p.instance {
+			instanceArg = p.instanceArg
+		}
+	}
+	return []string{lock, fence, queue, alive}, []any{token, ms(ttl), joinArg, p.leaseArg, nonce, instanceArg, seq}
 }
 
 // loads reports whether ctx carries a HashRead of p for key. Such an
@@ -837,8 +901,8 @@ func (p *Provider) release(ctx context.Context, key, token string) (bool, error)
 		return false, provider.Unavailable(err)
 	}
 	lock, fence, queue, alive := p.keys(key)
-	n, err := releaseScript.Run(ctx, p.c, []string{lock, queue, releaseMarker(lock, token), fence, alive},
-		token, p.channel, key, newNonce(), p.markerTTL(ctx)).Int64()
+	n, err := runScript(ctx, p.c, releaseSha, []string{lock, queue, releaseMarker(lock, token), fence, alive},
+		[]any{token, p.channelArg, key, newNonce(), p.markerTTL(ctx)}).Int64()
 	if err != nil {
 		return false, p.StoreError(ctx, err)
 	}
