@@ -84,13 +84,3 @@ var slotTags = sync.OnceValue(func() *[numSlots][4]byte {
 	}
 	return t
 })
-
-// slotTag returns the tag of slot s.
-func slotTag(s uint16) string {
-	t := &slotTags()[s]
-	n := 0
-	for n < len(t) && t[n] != 0 {
-		n++
-	}
-	return string(t[:n])
-}

@@ -63,3 +63,14 @@ func keySlot(k string) uint16 {
 	}
 	return slotOf(k)
 }
+
+// slotTag returns the tag of slot s as a string (keys() writes its bytes
+// in place).
+func slotTag(s uint16) string {
+	t := &slotTags()[s]
+	n := 0
+	for n < len(t) && t[n] != 0 {
+		n++
+	}
+	return string(t[:n])
+}
