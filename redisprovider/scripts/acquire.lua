@@ -1,7 +1,8 @@
 -- Take the lock if it is free and no live waiter is ahead of the caller.
 -- KEYS[1] lock: a hold (see hold.lua) with the hold's TTL; a waiter that
 --         joins marks it (nonce + '+'), and so does the head that takes it
--- KEYS[2] fence counter (never expires)
+-- KEYS[2] fence counter: the one of the key's hash slot, shared by its keys
+--         (never expires; see slot.go)
 -- KEYS[3] waiter queue: a list of tokens, oldest first
 -- KEYS[4] waiter entries: a hash token -> "<deadline>" or, for a waiter
 --         that takes a handoff (see release.lua),

@@ -4,7 +4,8 @@
 -- node refuses until its wait (the longest TTL plus drift) has passed.
 -- KEYS[1] lock: a hold (hold.lua; Redlock's nonce is REDLOCK_NONCE: its
 --         re-sent votes are undone by rollback and tombstone instead)
--- KEYS[2] the key's fence counter (never expires)
+-- KEYS[2] the fence counter of the key's hash slot (never expires; shared by
+--         the slot's keys, see slot.go)
 -- KEYS[3] waiters: a hash token -> ms (server clock); only says who to wake.
 --         Its field '' (no token is empty) says that tombstones of key may
 --         exist: the hash lives at least as long as they do.
