@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,51 +20,12 @@ import (
 	"github.com/lockproof/lockproof/redisprovider"
 )
 
-// cmdLog is a go-redis hook that records the commands a client sends, one
-// entry per round trip (a pipeline is one entry).
-type cmdLog struct {
-	mu   sync.Mutex
-	cmds []string // guarded by mu
-}
-
-func (h *cmdLog) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *cmdLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.add(cmd.Name())
-		return next(ctx, cmd)
-	}
-}
-
-func (h *cmdLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.add("pipeline")
-		return next(ctx, cmds)
-	}
-}
-
-func (h *cmdLog) add(name string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.cmds = append(h.cmds, name)
-}
-
-// take returns the commands recorded since the last take.
-func (h *cmdLog) take() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := h.cmds
-	h.cmds = nil
-	return out
-}
-
 // loggedClient returns a client of node that records its commands.
-func loggedClient(t *testing.T, node *redistest.Node) (*redis.Client, *cmdLog) {
+func loggedClient(t *testing.T, node *redistest.Node) (*redis.Client, *redistest.CommandLog) {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: node.Addr(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = c.Close() })
-	log := &cmdLog{}
-	c.AddHook(log)
+	log := redistest.LogCommands(c)
 	return c, log
 }
 
@@ -141,10 +101,10 @@ func TestHashRead(t *testing.T) {
 
 	try := func(t *testing.T, key string, rd provider.Read) (provider.Grant, string, error) {
 		t.Helper()
-		log.take()
+		log.Take()
 		tok := "tok-" + uuid.NewString()
 		g, err := p.TryAcquire(provider.WithReads(ctx, rd), key, tok, longTTL)
-		if cmds := log.take(); len(cmds) != 1 || cmds[0] != "evalsha" {
+		if cmds := log.Take(); len(cmds) != 1 || cmds[0] != "evalsha" {
 			t.Fatalf("TryAcquire sent %v, want one EVALSHA", cmds)
 		}
 		return g, tok, err
@@ -231,7 +191,7 @@ func TestHashRead(t *testing.T) {
 			"another Provider's": other.HashRead(key, "entity", "d"),
 			"another key's":      p.HashRead(key+"x", "entity", "d"),
 		} {
-			log.take()
+			log.Take()
 			tok := "tok-" + uuid.NewString()
 			g, err := p.TryAcquire(provider.WithReads(ctx, rd), key, tok, longTTL)
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -174,5 +175,29 @@ func TestSentinel(t *testing.T) {
 	got, err := master.Client(t).Get(ctx, "k").Result()
 	if err != nil || got != "v" {
 		t.Fatalf("GET on the master = %q, %v; want the value written through the sentinel", got, err)
+	}
+}
+
+// TestCommandLog: one entry per round trip, the handshake of the client's
+// first connection left out.
+func TestCommandLog(t *testing.T) {
+	c := redistest.Server(t).Client(t)
+	log := redistest.LogCommands(c)
+	ctx := t.Context()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Get(ctx, "k")
+		p.Del(ctx, "k")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := log.Take(), []string{"set", "pipeline"}; !slices.Equal(got, want) {
+		t.Fatalf("logged %q, want %q", got, want)
+	}
+	if got := log.Take(); len(got) != 0 {
+		t.Fatalf("a second Take returned %q", got)
 	}
 }

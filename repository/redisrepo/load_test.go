@@ -24,59 +24,14 @@ import (
 	"github.com/lockproof/lockproof/repository/redisrepo"
 )
 
-// cmdLog is a go-redis hook that records the commands a client sends, one
-// entry per round trip; a new connection's handshake (HELLO, a pipeline)
-// is left out.
-type cmdLog struct {
-	mu   sync.Mutex
-	cmds []string // guarded by mu
-}
-
-func (h *cmdLog) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *cmdLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.add(cmd.Name())
-		return next(ctx, cmd)
-	}
-}
-
-func (h *cmdLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if len(cmds) > 0 && cmds[0].Name() != "hello" && cmds[0].Name() != "client" { // not a new connection's handshake
-			h.add("pipeline")
-		}
-		return next(ctx, cmds)
-	}
-}
-
-func (h *cmdLog) add(name string) {
-	if name == "hello" {
-		return // a new connection's handshake, not a request
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.cmds = append(h.cmds, name)
-}
-
-// take returns the commands recorded since the last take.
-func (h *cmdLog) take() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := h.cmds
-	h.cmds = nil
-	return out
-}
-
 // loggedStack is a stack on a client of a new server that records its
 // commands, with its scripts cached.
-func loggedStack(t *testing.T) (stack, *cmdLog) {
+func loggedStack(t *testing.T) (stack, *redistest.CommandLog) {
 	t.Helper()
 	node := redistest.Server(t)
 	c := redis.NewClient(&redis.Options{Addr: node.Addr(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = c.Close() })
-	log := &cmdLog{}
-	c.AddHook(log)
+	log := redistest.LogCommands(c)
 	s := newStack(t, c, "")
 	warm := insert(t, s, 0) // caches the scripts: each call below is one EVALSHA
 	l := load(t, s.svc, s.repo, warm.Key)
@@ -93,7 +48,7 @@ func loggedStack(t *testing.T) (stack, *cmdLog) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	log.take()
+	log.Take()
 	return s, log
 }
 
@@ -105,9 +60,9 @@ type finderOnly struct {
 
 func (f finderOnly) Find(ctx context.Context, id string) (*entity, error) { return f.r.Find(ctx, id) }
 
-func wantCmds(t *testing.T, what string, log *cmdLog, want ...string) {
+func wantCmds(t *testing.T, what string, log *redistest.CommandLog, want ...string) {
 	t.Helper()
-	if got := log.take(); !slices.Equal(got, want) {
+	if got := log.Take(); !slices.Equal(got, want) {
 		t.Fatalf("%s sent %v, want %v", what, got, want)
 	}
 }
@@ -120,7 +75,7 @@ func TestLoadOneRoundTrip(t *testing.T) {
 	s, log := loggedStack(t)
 	ctx := t.Context()
 	e := insert(t, s, 7)
-	log.take()
+	log.Take()
 
 	l, err := locked.Load(ctx, s.svc, s.repo, e.Key)
 	if err != nil {
@@ -140,7 +95,7 @@ func TestLoadOneRoundTrip(t *testing.T) {
 	}
 	wantCmds(t, "Close", log, "evalsha")
 	wantN(t, s, e.Key, 8, "after the cycle")
-	log.take()
+	log.Take()
 
 	l, err = locked.Load(ctx, s.svc, finderOnly{s.repo}, e.Key)
 	if err != nil {
@@ -153,10 +108,10 @@ func TestLoadOneRoundTrip(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	log.take()
+	log.Take()
 
 	ids := []string{insert(t, s, 1).Key, insert(t, s, 2).Key, insert(t, s, 3).Key}
-	log.take()
+	log.Take()
 	ls, err := locked.LoadAll(ctx, s.svc, s.repo, ids)
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +151,7 @@ func TestLoadMissingOrForeignReleases(t *testing.T) {
 	}
 
 	e := insert(t, s, 1)
-	log.take()
+	log.Take()
 	_, err = locked.LoadAll(ctx, s.svc, s.repo, []string{e.Key, missing})
 	wantIs(t, "LoadAll with a missing record", err, repository.ErrNotFound)
 	wantFree(t, s, e.Key)
@@ -288,7 +243,7 @@ func TestLoadWaitsAndReadsAtTheGrant(t *testing.T) {
 	if r.l.Entity().N != 5 || r.l.Fence() <= a.Fence() {
 		t.Fatalf("the waiter loaded N %d with fence %d, want 5 with a fence above %d", r.l.Entity().N, r.l.Fence(), a.Fence())
 	}
-	if slices.Contains(log.take(), "hget") {
+	if slices.Contains(log.Take(), "hget") {
 		t.Fatal("the waiting Load read with a separate HGET")
 	}
 }
@@ -306,7 +261,7 @@ func TestLoadOtherStoreFallsBack(t *testing.T) {
 		"another Provider":  newService(t, newProvider(t, s.c), ""),
 		"another namespace": newService(t, s.p, "other"),
 	} {
-		log.take()
+		log.Take()
 		l, err := locked.Load(ctx, svc, s.repo, e.Key)
 		if err != nil {
 			t.Fatalf("%s: Load: %v", name, err)
@@ -455,7 +410,7 @@ func TestLoadConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if slices.Contains(log.take(), "hget") {
+	if slices.Contains(log.Take(), "hget") {
 		t.Fatal("a Load read with a separate HGET")
 	}
 	wantN(t, s, e.Key, workers*cycles, "after the cycles")
@@ -465,8 +420,7 @@ func TestLoadConcurrent(t *testing.T) {
 // the lock-and-load script runs in one slot: Load is one EVALSHA there too.
 func TestLoadCluster(t *testing.T) {
 	c := redistest.Cluster(t, 3).Client(t)
-	log := &cmdLog{}
-	c.AddHook(log)
+	log := redistest.LogCommands(c)
 	s := newStack(t, c, "app")
 	ctx := t.Context()
 	e := insert(t, s, 2)
@@ -474,7 +428,7 @@ func TestLoadCluster(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	log.take()
+	log.Take()
 	l = load(t, s.svc, s.repo, e.Key)
 	wantCmds(t, "Load on a Cluster", log, "evalsha")
 	if l.Entity().N != 2 {
