@@ -394,6 +394,32 @@ func TestFencesExact(t *testing.T) {
 	}
 }
 
+// foreignValue is a value at a lock key that lockproof did not write: set
+// writes it, get reads it back to check it was left as it is.
+type foreignValue struct {
+	name string
+	set  func(key string) error
+	get  func(key string) (string, error)
+}
+
+// foreignValues are the foreign values the single-node and the Redlock
+// tests put at a lock key: a hand-set string, an old or other library's
+// format, a fence with a leading zero, another type.
+func foreignValues(ctx context.Context, c redis.UniversalClient) []foreignValue {
+	str := func(name, v string) foreignValue {
+		return foreignValue{name,
+			func(k string) error { return c.Set(ctx, k, v, 0).Err() },
+			func(k string) (string, error) { return c.Get(ctx, k).Result() }}
+	}
+	return []foreignValue{
+		str("String", "ABCD"),
+		str("OldFormat", "7 tok"),
+		str("RedsyncValue", "Zm9vYmFy"),
+		str("LeadingZero", "07 rl tok"),
+		{"Hash", func(k string) error { return c.HSet(ctx, k, "f", "v").Err() }, func(k string) (string, error) { return c.HGet(ctx, k, "f").Result() }},
+	}
+}
+
 // TestForeignValues: a lock key holding a value lockproof did not write
 // (a hand-set string, an old or other library's format, another type)
 // gives definite answers and is left as it is (item 10).
@@ -402,16 +428,7 @@ func TestForeignValues(t *testing.T) {
 	c := redistest.Server(t).Client(t)
 	p := newProvider(t, c, nil)
 	ctx := bounded(t, testBound)
-	for _, tc := range []struct {
-		name string
-		set  func(key string) error
-		get  func(key string) (string, error)
-	}{
-		{"String", func(k string) error { return c.Set(ctx, k, "ABCD", 0).Err() }, func(k string) (string, error) { return c.Get(ctx, k).Result() }},
-		{"OldFormat", func(k string) error { return c.Set(ctx, k, "7 tok", 0).Err() }, func(k string) (string, error) { return c.Get(ctx, k).Result() }},
-		{"RedsyncValue", func(k string) error { return c.Set(ctx, k, "Zm9vYmFy", 0).Err() }, func(k string) (string, error) { return c.Get(ctx, k).Result() }},
-		{"Hash", func(k string) error { return c.HSet(ctx, k, "f", "v").Err() }, func(k string) (string, error) { return c.HGet(ctx, k, "f").Result() }},
-	} {
+	for _, tc := range foreignValues(ctx, c) {
 		t.Run(tc.name, func(t *testing.T) {
 			key := uniqueKey(t, "k")
 			lock := lockKey(key)

@@ -279,16 +279,7 @@ func TestRedlockForeignValues(t *testing.T) {
 	c := redistest.Server(t).Client(t)
 	r := newRedlock(t, []redis.UniversalClient{c}, nil)
 	grantRelease(t, ctx, r, uniqueKey(t, "warm"), longTTL) // admits the node
-	for _, tc := range []struct {
-		name string
-		set  func(key string) error
-		get  func(key string) (string, error)
-	}{
-		{"String", func(k string) error { return c.Set(ctx, k, "ABCD", 0).Err() }, func(k string) (string, error) { return c.Get(ctx, k).Result() }},
-		{"OldFormat", func(k string) error { return c.Set(ctx, k, "7 tok", 0).Err() }, func(k string) (string, error) { return c.Get(ctx, k).Result() }},
-		{"LeadingZero", func(k string) error { return c.Set(ctx, k, "07 rl tok", 0).Err() }, func(k string) (string, error) { return c.Get(ctx, k).Result() }},
-		{"Hash", func(k string) error { return c.HSet(ctx, k, "f", "v").Err() }, func(k string) (string, error) { return c.HGet(ctx, k, "f").Result() }},
-	} {
+	for _, tc := range foreignValues(ctx, c) {
 		t.Run(tc.name, func(t *testing.T) {
 			key := uniqueKey(t, "k")
 			lock := lockKey(key)
