@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"hash/fnv"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,22 +47,41 @@ func TestKeysMatchConcatenation(t *testing.T) {
 	}
 }
 
-// TestReleaseFastPathSpellsHoldFormat: release.lua's fast path, which runs
-// before hold.lua's functions exist, parses a hold with hold_get's pattern
-// and tests hold_waited's byte, spelled out: they must stay the same.
-func TestReleaseFastPathSpellsHoldFormat(t *testing.T) {
-	fast, _, ok := strings.Cut(releaseSrc, "\n--#hold\n")
-	if !ok {
-		t.Fatal(`release.lua lacks its "--#hold" line`)
-	}
-	const match = `string.match(v, '^([1-9]%d*) (%S+) (.+)$')`
-	for name, src := range map[string]string{"hold.lua's hold_get": holdSrc, "release.lua's fast path": fast} {
-		if !strings.Contains(src, match) {
-			t.Errorf("%s does not parse a hold with %s", name, match)
+// TestFastPathsReadHoldFormat: the release fast paths (release.lua's and
+// Redlock's), which run before hold.lua's functions exist, read holds with
+// hold.lua's constants, and no script but hold.lua spells the hold's
+// pattern or its waited-for byte itself.
+func TestFastPathsReadHoldFormat(t *testing.T) {
+	for name, src := range map[string]string{"release.lua": releaseSrc, "redlock_release.lua": redlockReleaseSrc} {
+		fast, _, _ := strings.Cut(src, "\n--#hold\n")
+		if !strings.Contains(fast, "string.match(v, HOLD)") || !strings.Contains(fast, "HOLD_WAITED") {
+			t.Errorf("%s's fast path does not read the hold with HOLD and HOLD_WAITED", name)
 		}
 	}
-	if !strings.Contains(holdSrc, "string.byte(n, -1) == 43") || !strings.Contains(fast, "string.byte(n, -1) ~= 43") {
-		t.Errorf("hold_waited and release.lua's fast path do not test the same byte")
+	if !strings.Contains(holdSrc, `local HOLD = '^([1-9]%d*) (%S+) (.+)$'`) {
+		t.Errorf("hold.lua does not define HOLD")
+	}
+	entries, err := os.ReadDir("scripts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() == "hold.lua" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("scripts", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if src := string(b); strings.Contains(src, "%d*) (%S+) (.+)$") || strings.Contains(src, "%d* (%S+) (.+)$") || strings.Contains(src, "== 43") || strings.Contains(src, "~= 43") {
+			t.Errorf("%s spells out the hold format instead of using hold.lua's constants", e.Name())
+		}
+	}
+	// Every script starts with the constants, so a fast path can use them.
+	for name, src := range map[string]string{"release": holdSource(releaseSrc), "acquire": holdSource(acquireSrc), "plain": holdSource("return 1")} {
+		if !strings.HasPrefix(src, holdSrc[:strings.Index(holdSrc, "\n--#functions\n")]) {
+			t.Errorf("the %s script does not start with hold.lua's constants", name)
+		}
 	}
 }
 

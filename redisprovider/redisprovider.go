@@ -157,17 +157,23 @@ var (
 	giveUpScript = holdScript(giveUpSrc)
 )
 
-// holdScript is src with the hold format's functions (scripts/hold.lua)
-// before it, or in place of its line "--#hold" if it has one: a fast path
-// above that line runs without creating the functions' closures.
+// holdScript is src with the hold format (scripts/hold.lua): its
+// constants first, and its functions before src, or in place of src's line
+// "--#hold" if it has one: a fast path above that line runs without
+// creating the functions' closures.
 func holdScript(src string) *redis.Script { return redis.NewScript(holdSource(src)) }
 
 // holdSource is the text of holdScript(src).
 func holdSource(src string) string {
-	if before, after, ok := strings.Cut(src, "\n--#hold\n"); ok {
-		return before + "\n" + holdSrc + after
+	consts, funcs, ok := strings.Cut(holdSrc, "\n--#functions\n")
+	if !ok {
+		panic(`redisprovider: scripts/hold.lua lacks its "--#functions" line`)
 	}
-	return holdSrc + src
+	consts += "\n"
+	if before, after, ok := strings.Cut(src, "\n--#hold\n"); ok {
+		return consts + before + "\n" + funcs + after
+	}
+	return consts + funcs + src
 }
 
 // Defaults used when Options leave a field zero.

@@ -272,7 +272,7 @@ func TestRedlockScriptsFlushed(t *testing.T) {
 // TestRedlockForeignValues: on a one-node Redlock (every answer decides),
 // a lock key holding a value lockproof did not write gives definite
 // answers and is left as it is, through the release script's fast path
-// (which spells out hold.lua's match) as through the others.
+// (which reads holds with hold.lua's constants) as through the others.
 func TestRedlockForeignValues(t *testing.T) {
 	t.Parallel()
 	ctx := bounded(t, testBound)

@@ -12,6 +12,21 @@
 --
 -- Fences are handled as decimal strings, never as Lua numbers (doubles),
 -- so they are exact up to 2^63-1, the range of Redis's INCR.
+--
+-- The two constants below go first in every script, before any fast path
+-- (constants cost nothing to create); the functions after "--#functions"
+-- go where the script has its line "--#hold" (holdSource), so a fast path
+-- above that line reads holds with HOLD and HOLD_WAITED without creating
+-- the functions' closures.
+
+-- HOLD is the pattern of a hold: string.match(v, HOLD) returns its fence,
+-- nonce and token, or nil for a foreign value.
+local HOLD = '^([1-9]%d*) (%S+) (.+)$'
+
+-- HOLD_WAITED is the last byte of a nonce field that says someone may
+-- wait ('+').
+local HOLD_WAITED = 43
+--#functions
 
 -- hold_get returns the fence, nonce and token of the hold at key, or nil if
 -- the key is missing or foreign.
@@ -20,7 +35,7 @@ local function hold_get(key)
   if type(v) ~= 'string' then
     return nil
   end
-  return string.match(v, '^([1-9]%d*) (%S+) (.+)$')
+  return string.match(v, HOLD)
 end
 
 -- hold_is reports whether nonce field n (from hold_get) is of request nonce.
@@ -31,7 +46,7 @@ end
 -- hold_waited reports whether nonce field n (from hold_get) says that
 -- someone may wait.
 local function hold_waited(n)
-  return string.byte(n, -1) == 43 -- '+'
+  return string.byte(n, -1) == HOLD_WAITED
 end
 
 -- hold_value is the string of a hold.

@@ -23,15 +23,15 @@
 -- A release of a hold that is not marked as waited for (hold.lua's '+',
 -- see redlock_acquire.lua) touches only the hold: its token is no waiter
 -- here (a grant takes it off), and nobody else waits. That fast path runs
--- before hold.lua's functions exist and spells out hold_get's match (see
--- "Cheaper single-node scripts" in docs/decisions.md).
+-- before hold.lua's functions exist and reads the hold with hold.lua's
+-- constants HOLD and HOLD_WAITED.
 if ARGV[2] == 'release' then
   local v = redis.pcall('GET', KEYS[1])
   if type(v) == 'string' then
-    local n, holder = string.match(v, '^[1-9]%d* (%S+) (.+)$')
+    local _, n, holder = string.match(v, HOLD)
     if holder and (ARGV[1] == '' or holder == ARGV[1]) then
       redis.call('DEL', KEYS[1])
-      if string.byte(n, -1) == 43 and redis.call('HLEN', KEYS[3]) > 0 then -- '+': hold_waited
+      if string.byte(n, -1) == HOLD_WAITED and redis.call('HLEN', KEYS[3]) > 0 then
         redis.call('PUBLISH', ARGV[3], '0:' .. ARGV[4])
       end
       return 1

@@ -29,12 +29,11 @@
 -- (re-sent after a lost reply) freed it; 0 if ARGV[1] did not hold it.
 -- Fast path: the caller's hold (or, for token '', anyone's) that nobody
 -- waits behind. It runs before hold.lua's functions are created, so it
--- spells out hold_get's pattern and hold_waited; the script tests pin
--- them to hold.lua's.
+-- reads the hold with hold.lua's constants HOLD and HOLD_WAITED.
 local v = redis.pcall('GET', KEYS[1])
 if type(v) == 'string' then
-  local f, n, t = string.match(v, '^([1-9]%d*) (%S+) (.+)$')
-  if f and (ARGV[1] == '' or t == ARGV[1]) and string.byte(n, -1) ~= 43 then
+  local f, n, t = string.match(v, HOLD)
+  if f and (ARGV[1] == '' or t == ARGV[1]) and string.byte(n, -1) ~= HOLD_WAITED then
     if ARGV[5] ~= '0' then
       redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
     end
