@@ -336,3 +336,30 @@ func TestScriptHandoff(t *testing.T) {
 	r.want("lock after nobody took it", value(), "(free)")
 	r.want("a newcomer", r.acquire("e", "ne", false), "granted 7")
 }
+
+// TestScriptHoldWritersAgree: acquire.lua writes a hold in two places, its
+// fast path (free key, no waiter hash) and after hold.lua's functions
+// (here forced by a tombstone in the waiter hash); both write the same
+// "<fence> <nonce> <token>" string (hold.lua's hold_value).
+func TestScriptHoldWritersAgree(t *testing.T) {
+	r := newScriptRig(t)
+	lock, _, _, _ := redisprovider.KeysOf(r.key)
+	hold := func() string {
+		v, err := r.c.Get(r.ctx, lock).Result()
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		return v
+	}
+	r.want("fast path", r.acquire("tok a", "n1", false), "granted 1")
+	r.want("fast path's hold", hold(), "1 n1 tok a")
+	if _, err := redisprovider.RunReleaseScript(r.ctx, r.c, r.key, "tok a", "wake-"+r.key); err != nil {
+		t.Fatal(err)
+	}
+	r.giveUp("tok b", "lost", true) // a tombstone: the next acquire takes the slow path
+	if r.tombs() == "" {
+		t.Fatal("no tombstone: the next acquire would not take the slow path")
+	}
+	r.want("slow path", r.acquire("tok a", "n2", false), "granted 2")
+	r.want("slow path's hold", hold(), "2 n2 tok a")
+}
